@@ -1,0 +1,58 @@
+# B-MoE: `make test` and `make demo` do all of their own set-up on a fresh machine.
+SHELL := /bin/bash
+PY ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+export PATH := $(CURDIR)/node_modules/.bin:$(CURDIR)/$(BIN):$(PATH)
+# Brownie keeps its network config and compiler cache in the home folder; tests launch anvil here.
+BMOE_ANVIL_PORT ?= 8545
+export BMOE_ANVIL_PORT
+
+.PHONY: help setup toolchain compile test test-fast deploy gas demo clean
+
+help:
+	@echo "make setup    create .venv, install Python and npm dependencies, register solc"
+	@echo "make test     run the whole suite (does its own set-up)"
+	@echo "make deploy   deploy the contracts to a local anvil (started if none runs) and write deployments/<chain-id>.json"
+	@echo "make gas      measure gas and rewrite docs/gas.md"
+	@echo "make demo     the main job: train, quantise, publish and verify a model on a local network"
+
+$(BIN)/python:
+	@command -v $(PY) >/dev/null || { echo "need $(PY) on PATH"; exit 1; }
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+# torch first, pinned, so that nothing pulls the multi-GB CUDA build on CPU-only machines.
+$(VENV)/.installed: pyproject.toml $(BIN)/python
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	touch $@
+
+$(VENV)/.solc: $(VENV)/.installed node_modules/.installed tools/install_solc.py tools/solc-js-native.js
+	$(BIN)/python tools/install_solc.py
+	touch $@
+
+setup toolchain: $(VENV)/.installed node_modules/.installed $(VENV)/.solc
+
+compile: toolchain
+	brownie compile
+
+test: toolchain
+	brownie test -p no:cacheprovider
+
+deploy: toolchain
+	$(BIN)/python tools/local_chain.py --ensure
+	brownie run deploy --network bmoe-local
+
+gas: toolchain
+	brownie run gas_report
+
+demo: toolchain
+	$(BIN)/bmoe demo
+
+clean:
+	rm -rf build reports .hypothesis
