@@ -37,7 +37,7 @@ def vector_hash(vector: np.ndarray) -> bytes:
     vector = np.asarray(vector)
     if vector.dtype == np.int8:
         return keccak256(vector.tobytes())
-    if vector.dtype in (np.float32, np.float64, np.float16):
+    if vector.dtype.kind == "f":
         return keccak256(vector.astype("<f4").tobytes())
     raise TypeError(f"token vectors are int8 or float, not {vector.dtype}")
 
