@@ -39,9 +39,10 @@ class DeployError(Exception):
     pass
 
 
-def main() -> None:
+def main() -> dict:
+    """Returns {contract name: brownie Contract} (used by tests that run this script on the test chain)."""
     try:
-        deploy()
+        return deploy()
     except (DeployError, ManifestError, ValueError) as exc:
         # A clear one-line error and a non-zero exit (`brownie run` prints a traceback for an exception but lets
         # SystemExit through).

@@ -75,6 +75,7 @@ def ensure(port: int, block_time: int | None = None, timeout: float = 30.0) -> i
         chain_id = rpc_chain_id(port)
         if chain_id is not None:
             print(f"local_chain: started anvil (pid {process.pid}, chain {chain_id}) on port {port}, log {log_path}")
+            forget_brownie_deployments(chain_id)
             return 0
         if process.poll() is not None:
             break
@@ -84,6 +85,22 @@ def ensure(port: int, block_time: int | None = None, timeout: float = 30.0) -> i
     tail = log_path.read_text(errors="replace")[-2000:]
     print(f"local_chain: anvil did not answer on port {port}; the end of {log_path}:\n{tail}", file=sys.stderr)
     return 1
+
+
+def forget_brownie_deployments(chain_id: int) -> None:
+    """A fresh chain has no contracts, so brownie's records of earlier deployments on this chain id
+    (build/deployments/<chain-id>/) are stale, and brownie refuses to connect to the network while they exist
+    (ContractNotFound). Drop them."""
+    folder = ROOT / "build" / "deployments"
+    stale = folder / str(chain_id)
+    if stale.is_dir():
+        shutil.rmtree(stale)
+        print(f"local_chain: removed brownie's stale records of chain {chain_id} ({stale})")
+    map_path = folder / "map.json"
+    if map_path.exists():
+        deployment_map = json.loads(map_path.read_text() or "{}")
+        if deployment_map.pop(str(chain_id), None) is not None:
+            map_path.write_text(json.dumps(deployment_map, indent=2, sort_keys=True))
 
 
 def stop(port: int, timeout: float = 10.0) -> int:

@@ -4,10 +4,11 @@ brownie is imported lazily so that `DeployParams` and `build_manifest` stay usab
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import subprocess
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, fields
 from datetime import datetime, timezone
 from pathlib import Path
@@ -139,9 +140,12 @@ def deploy_suite(
     params = params or DeployParams()
     params.validate()
     containers = containers or _project_containers()
-    _tolerate_brownie_deployment_db_bug()
     _forget_stale_brownie_deployments(containers)
-    tx = {"from": deployer, "required_confs": confirmations}
+    with _without_brownie_deployment_records():
+        return _deploy_and_wire(containers, params, {"from": deployer, "required_confs": confirmations}, log)
+
+
+def _deploy_and_wire(containers: Mapping[str, Any], params: DeployParams, tx: dict, log: Log) -> dict[str, Any]:
     deployed: dict[str, Any] = {}
 
     for library in _libraries_needed(containers):
@@ -184,31 +188,28 @@ def deploy_suite(
     )
     modules = [deployed["FraudProof"], deployed["CommitteeDispute"]]
     log("[6/7] Staking.setSlashers([FraudProof, CommitteeDispute])")
-    staking.setSlashers(modules, tx)
+    _log_receipt(staking.setSlashers(modules, tx), log)
     log("[7/7] ResultLedger.setDisputeModules([FraudProof, CommitteeDispute])")
-    ledger.setDisputeModules(modules, tx)
+    _log_receipt(ledger.setDisputeModules(modules, tx), log)
     return deployed
 
 
-def _tolerate_brownie_deployment_db_bug() -> None:
-    """brownie 1.22's compiled `state._add_deployment` raises TypeError ("dict object expected; got Sources") when it
-    records a contract deployed on a live network in ~/.brownie/deployments.db, in a background thread, after the
-    deployment itself succeeded: a traceback in the middle of the output and nothing else. The manifest is our
-    record of the deployment, so a failed write to brownie's own database is skipped (other errors still raise)."""
+@contextlib.contextmanager
+def _without_brownie_deployment_records() -> Iterator[None]:
+    """Deploys without brownie's own records of live deployments (build/deployments/<chain-id>/ and
+    ~/.brownie/deployments.db). The manifest is the record of a deployment; brownie's records go stale when a chain
+    with the same id is reset (a restarted anvil), after which brownie refuses to connect to that network at all
+    (ContractNotFound while loading them). Writing to deployments.db also fails in brownie 1.22 ("dict object
+    expected; got Sources"), in a background thread, with a traceback in the middle of the output."""
     from brownie.network import contract as brownie_contract
 
-    original = brownie_contract._add_deployment
-    if getattr(original, "_bmoe_tolerant", False):
-        return
-
-    def add_deployment(contract, alias=None):
-        try:
-            original(contract, alias)
-        except TypeError:
-            pass
-
-    add_deployment._bmoe_tolerant = True
-    brownie_contract._add_deployment = add_deployment
+    saved = brownie_contract._add_deployment, brownie_contract.ProjectContract._deployment_path
+    brownie_contract._add_deployment = lambda contract, alias=None: None
+    brownie_contract.ProjectContract._deployment_path = lambda self: None
+    try:
+        yield
+    finally:
+        brownie_contract._add_deployment, brownie_contract.ProjectContract._deployment_path = saved
 
 
 def _forget_stale_brownie_deployments(containers: Mapping[str, Any]) -> None:
@@ -232,8 +233,13 @@ def _deploy_step(containers, name: str, args: tuple, tx: dict, log: Log, step: i
 
 def _deploy(container, args: tuple, tx: dict, log: Log):
     contract = container.deploy(*args, tx)
-    log(f"      at {contract.address} (block {contract.tx.block_number}, gas {contract.tx.gas_used})")
+    log(f"      at {contract.address}")
+    _log_receipt(contract.tx, log)
     return contract
+
+
+def _log_receipt(receipt, log: Log) -> None:
+    log(f"      block {receipt.block_number}, gas {receipt.gas_used}, {receipt.confirmations} confirmation(s)")
 
 
 def _short(value: Any) -> str:
