@@ -128,11 +128,13 @@ contract ResultLedger is IResultLedger, EIP712, ReentrancyGuard {
         _checkVersion(modelId, expertIndex, expertVersion);
 
         uint256 payment = uint256(tokenCount) * t.pricePerToken;
-        uint128 available = t.available;
+        (uint128 available, uint128 reserved) = (t.available, t.reserved);
         if (payment > available) revert InsufficientEscrow(available, payment);
-        // payment <= available < 2^128, so neither cast truncates nor can `reserved` (<= the task's funding) overflow
-        t.available = available - uint128(payment);
-        t.reserved += uint128(payment);
+        // payment <= available < 2^128, so the cast does not truncate, and reserved + payment is ETH this
+        // contract holds, far below 2^128 wei. Both fields share one slot: assigned together they cost one SSTORE.
+        unchecked {
+            (t.available, t.reserved) = (available - uint128(payment), reserved + uint128(payment));
+        }
 
         Commitment memory c = Commitment({
             taskId: taskId,

@@ -1,6 +1,6 @@
 """ExpertRegistry: models, expert versions (weights CID, root and layer shapes) and the staked hosts of experts."""
 import pytest
-from brownie import ExpertRegistry, Staking, chain
+from brownie import ExpertRegistry, Staking
 
 from helpers import reverts_with
 
