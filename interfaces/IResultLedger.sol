@@ -68,7 +68,7 @@ interface IResultLedger {
     error UnknownTask(uint256 taskId);
     error UnknownModel(uint256 modelId);
     error NotPublisher(uint256 taskId, address caller);
-    error TaskClosed(uint256 taskId);
+    error TaskAlreadyClosed(uint256 taskId);
     error ZeroAmount();
     error ZeroPrice();
     error ZeroTokens();
