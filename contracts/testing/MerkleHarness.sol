@@ -1,0 +1,18 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.28;
+
+import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProof.sol";
+
+/// @title Test harness exposing OpenZeppelin's MerkleProof, to check that Python-built trees verify on chain
+/// @dev Testing only; never deployed by the deployment scripts.
+contract MerkleHarness {
+    /// @notice Whether `proof` places `leaf` under `root` (sorted-pair hashing).
+    function verify(bytes32[] calldata proof, bytes32 root, bytes32 leaf) external pure returns (bool) {
+        return MerkleProof.verifyCalldata(proof, root, leaf);
+    }
+
+    /// @notice The root that `proof` leads to from `leaf`.
+    function processProof(bytes32[] calldata proof, bytes32 leaf) external pure returns (bytes32) {
+        return MerkleProof.processProofCalldata(proof, leaf);
+    }
+}
