@@ -374,49 +374,49 @@ def test_slashed_unbonding_stake_leaves_less_to_withdraw(staking, staked_alice, 
 # ---------------------------------------------------------------- contract counterparties
 
 
+ACCEPT, REFUSE, REENTER = 0, 1, 2  # StakerContract.OnReceive
+
+
 @pytest.fixture
 def contract_staker(staking, deployer, StakerContract):
+    """A contract that has staked 1 ETH, asked to unbond all of it, and waited out the delay."""
     staker = StakerContract.deploy(staking, {"from": deployer})
     staker.deposit({"from": deployer, "value": ETH})
+    staker.requestUnbond(ETH, {"from": deployer})
+    sleep_until(staking.unbondingOf(staker)[1])
     return staker
 
 
-ACCEPT, REFUSE, REENTER = 0, 1, 2
-
-
-def test_withdraw_to_a_contract_sends_it_the_eth(staking, contract_staker):
-    sleep_until(unbond(staking, contract_staker, ETH))
-    contract_staker.withdraw()
+def test_withdraw_to_a_contract_sends_it_the_eth(staking, contract_staker, deployer):
+    contract_staker.withdraw({"from": deployer})
     assert contract_staker.balance() == ETH
     assert staking.balance() == 0
 
 
-def test_withdraw_to_an_account_that_refuses_eth_reverts(staking, contract_staker):
-    sleep_until(unbond(staking, contract_staker, ETH))
-    contract_staker.setOnReceive(REFUSE)
+def test_withdraw_to_an_account_that_refuses_eth_reverts(staking, contract_staker, deployer):
+    contract_staker.setOnReceive(REFUSE, {"from": deployer})
     with reverts_with("TransferFailed()"):
-        contract_staker.withdraw()
+        contract_staker.withdraw({"from": deployer})
     assert staking.unbondingOf(contract_staker)[0] == ETH
 
 
-def test_withdraw_cannot_be_reentered(staking, contract_staker, alice):
+def test_withdraw_cannot_be_reentered(staking, contract_staker, deployer, alice):
     # Other stakers' ETH sits in the contract: a second withdrawal from inside the first must not reach it.
     staking.deposit({"from": alice, "value": 5 * ETH})
-    sleep_until(unbond(staking, contract_staker, ETH))
-    contract_staker.setOnReceive(REENTER)
+    contract_staker.setOnReceive(REENTER, {"from": deployer})
     with reverts_with("TransferFailed()"):
-        contract_staker.withdraw()
+        contract_staker.withdraw({"from": deployer})
     assert staking.balance() == 6 * ETH
 
 
 def test_slash_by_a_slasher_that_refuses_eth_reverts(deployer, alice, StakerContract):
     fresh = Staking.deploy(DELAY, {"from": deployer})
     refusing_slasher = StakerContract.deploy(fresh, {"from": deployer})
-    refusing_slasher.setOnReceive(REFUSE)
+    refusing_slasher.setOnReceive(REFUSE, {"from": deployer})
     fresh.setSlashers([refusing_slasher], {"from": deployer})
     fresh.deposit({"from": alice, "value": ETH})
     with reverts_with("TransferFailed()"):
-        refusing_slasher.slash(alice, ETH)
+        refusing_slasher.slash(alice, ETH, {"from": deployer})
     assert fresh.stakeOf(alice) == ETH
 
 
