@@ -245,13 +245,14 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _publish(args: argparse.Namespace) -> int:
-    from bmoe_py.publisher.prepare import load_checkpoint, model_files, train_for_publishing
     from bmoe_py.publisher.publish import PublishParams, publish_model
     from bmoe_py.storage.client import IpfsClient
 
     try:
         key = _private_key(args)
         chain = _connect(args, key)  # before training: a missing deployment should not cost minutes
+        from bmoe_py.publisher.prepare import load_checkpoint, model_files, train_for_publishing  # imports torch
+
         prepared = load_checkpoint(args.checkpoint) if args.checkpoint else train_for_publishing(args)
         log.info("model: %s", prepared.summary())
         files = model_files(prepared)

@@ -4,6 +4,10 @@ Real parts throughout: brownie's anvil with the deployed suite, a `bmoe ipfs dae
 """
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -219,3 +223,65 @@ def test_bytes_that_do_not_have_the_registered_cid_are_refused(chain, ipfs, file
 def test_connecting_without_a_manifest_for_the_chain_names_the_fix(network, tmp_path):
     with pytest.raises(ManifestNotFound, match="no deployment for chain .*: run `make deploy`"):
         connect(network.rpc_url, network.publisher_key, deployments_dir=tmp_path)
+
+
+# ------------------------------------------------------------------------------------------- the CLI
+
+
+def bmoe(network, *args: str, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "bmoe_py", *args], capture_output=True, text=True, env=network.env(**env), timeout=120
+    )
+
+
+def test_show_prints_the_model_its_experts_and_their_cids(network, chain, ipfs, files):
+    published = publish_model(chain, ipfs, files)
+    shown = bmoe(network, "model", "show", str(published.model_id))
+    assert shown.returncode == 0, shown.stderr
+    assert f"model {published.model_id} on chain {chain.chain_id}, owner {chain.address}" in shown.stdout
+    assert f"gate  {published.gate_cid}  root 0x{files.gate.root.hex()}" in shown.stdout
+    for expert in published.experts:
+        assert f"{expert.weights_cid}  0x{expert.weights_root.hex()}  8->16" in shown.stdout
+
+
+def test_show_verify_downloads_and_accepts_every_file_of_an_honest_model(network, chain, ipfs, files):
+    published = publish_model(chain, ipfs, files)
+    shown = bmoe(network, "model", "show", str(published.model_id), "--verify", "--json")
+    assert shown.returncode == 0, shown.stderr
+    report = json.loads(shown.stdout)
+    assert report["gate"]["check"] == "ok"
+    assert [(e["cid"], e["check"]) for e in report["experts"]] == [(e.weights_cid, "ok") for e in published.experts]
+
+
+def test_show_verify_refuses_an_expert_whose_chain_root_differs_and_exits_1(network, chain, ipfs, files):
+    e0 = files.experts[0]
+    wrong_root = bytes(31) + b"\x01"
+    model_id = register_by_hand(chain, ipfs.add_bytes(files.gate.data), files.gate.root, [(ipfs.add_bytes(e0.data), wrong_root, e0.layers)])
+    shown = bmoe(network, "model", "show", str(model_id), "--verify")
+    assert shown.returncode == 1
+    assert f"REFUSED: the weights root of the file is 0x{e0.root.hex()}, the chain records 0x{wrong_root.hex()}" in shown.stdout
+
+
+def test_show_of_an_unknown_model_says_so(network):
+    shown = bmoe(network, "model", "show", "999")
+    assert shown.returncode == 1
+    assert shown.stderr.strip() == f"bmoe model show: error: chain {network.manifest.chain_id} has no model 999"
+
+
+def test_commands_without_a_manifest_for_the_chain_say_how_to_deploy(network, tmp_path):
+    for command in (["model", "show", "1"], ["model", "publish", "--epochs", "1"]):
+        result = bmoe(network, *command, BMOE_DEPLOYMENTS_DIR=str(tmp_path))
+        assert result.returncode == 1
+        assert f"no deployment for chain {network.manifest.chain_id} (no {tmp_path}/{network.manifest.chain_id}.json): run `make deploy`" in result.stderr
+
+
+def test_publish_with_a_malformed_key_refuses_without_echoing_it(network):
+    result = bmoe(network, "model", "publish", BMOE_PRIVATE_KEY="0x1234secret")
+    assert result.returncode == 1
+    assert "BMOE_PRIVATE_KEY does not hold a private key" in result.stderr and "1234secret" not in result.stderr
+
+
+def test_publish_without_a_key_says_where_to_put_one(network):
+    result = bmoe(network, "model", "publish", "--key-env", "NO_SUCH_VARIABLE")
+    assert result.returncode == 1
+    assert "no private key: set NO_SUCH_VARIABLE" in result.stderr
