@@ -98,7 +98,7 @@ def register(subparsers: argparse._SubParsersAction, name: str, summary: str) ->
         description=_SHOW_DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    show.add_argument("model_id", type=int, metavar="MODEL_ID")
+    show.add_argument("model_id", type=int, metavar="MODEL_ID", help="the id `bmoe model publish` printed")
     _chain_options(show)
     _ipfs_option(show)
     show.add_argument("--verify", action="store_true", help="download every file and check it against the chain")
@@ -110,13 +110,17 @@ def register(subparsers: argparse._SubParsersAction, name: str, summary: str) ->
 
 
 def _training_options(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("training (ignored with --checkpoint)")
+    group = parser.add_argument_group("training (with --checkpoint only --dataset counts: it calibrates the quantisation)")
     group.add_argument("--dataset", choices=("mnist1d", "digits"), default="digits", help="data set (default: %(default)s)")
     group.add_argument("--epochs", type=int, default=10, help="training epochs (default: %(default)s)")
     group.add_argument("--experts", type=int, default=4, help="experts per MoE layer (default: %(default)s)")
     group.add_argument("--k", type=int, default=2, help="experts per token (default: %(default)s)")
     group.add_argument("--d-model", type=int, default=32, help="token width (default: %(default)s)")
     group.add_argument("--d-hidden", type=int, default=64, help="hidden width of an expert (default: %(default)s)")
+    group.add_argument(
+        "--patch-size", type=int, default=None, metavar="N",
+        help="features per token (default: the whole sample is one token)",
+    )  # fmt: skip
     group.add_argument("--samples", type=int, default=None, help="MNIST-1D samples to generate (default: the loader's)")
     group.add_argument("--seed", type=int, default=0, help="seed of initialisation and batching (default: %(default)s)")
 
@@ -225,19 +229,34 @@ def _connect(args: argparse.Namespace, private_key: str | None = None):
 def _user_errors() -> tuple[type[BaseException], ...]:
     from bmoe_py.chain.client import ChainError
     from bmoe_py.chain.manifest import ManifestError
-    from bmoe_py.publisher.fetch import NotPublished, WeightsMismatch
-    from bmoe_py.publisher.publish import PublishError
+    from bmoe_py.publisher.errors import NotPublished, PublishError, WeightsMismatch
     from bmoe_py.storage.errors import IpfsError
 
     return (CommandError, ChainError, ManifestError, PublishError, IpfsError, WeightsMismatch, NotPublished)
 
 
+def _options(args: argparse.Namespace):
+    from bmoe_py.publisher.prepare import TrainingOptions
+
+    return TrainingOptions(
+        dataset=args.dataset,
+        epochs=args.epochs,
+        experts=args.experts,
+        k=args.k,
+        d_model=args.d_model,
+        d_hidden=args.d_hidden,
+        patch_size=args.patch_size,
+        samples=args.samples,
+        seed=args.seed,
+    )
+
+
 def _train(args: argparse.Namespace) -> int:
-    from bmoe_py.publisher.prepare import save_checkpoint, train_for_publishing
+    from bmoe_py.publisher.prepare import prepare, save_checkpoint
 
     try:
-        prepared = train_for_publishing(args)
-        save_checkpoint(prepared, args.out)
+        prepared = prepare(_options(args))
+        save_checkpoint(prepared.model, args.out)
     except _user_errors() as exc:
         return _fail("train", exc)
     print(f"checkpoint {args.out}: {prepared.summary()}")
@@ -251,11 +270,10 @@ def _publish(args: argparse.Namespace) -> int:
     try:
         key = _private_key(args)
         chain = _connect(args, key)  # before training: a missing deployment should not cost minutes
-        from bmoe_py.publisher.prepare import load_checkpoint, model_files, train_for_publishing  # imports torch
+        from bmoe_py.publisher.prepare import model_files, prepare  # imports torch
 
-        prepared = load_checkpoint(args.checkpoint) if args.checkpoint else train_for_publishing(args)
-        log.info("model: %s", prepared.summary())
-        files = model_files(prepared)
+        prepared = prepare(_options(args), args.checkpoint)
+        files = model_files(prepared.model, prepared.exact.experts)
         params = PublishParams(
             challenge_window=args.challenge_window,
             min_node_stake=args.min_node_stake,
@@ -266,15 +284,15 @@ def _publish(args: argparse.Namespace) -> int:
     except _user_errors() as exc:
         return _fail("publish", exc)
     if args.json:
-        print(json.dumps(_published_json(published), indent=2))
+        print(json.dumps(_published_json(published, prepared), indent=2))
     else:
+        print(f"model: {prepared.summary()}")
         _print_published(published)
     return 0
 
 
 def _show(args: argparse.Namespace) -> int:
     from bmoe_py.chain.client import TransactionReverted
-    from bmoe_py.publisher.fetch import WeightsMismatch, load_expert_from_chain, load_gate_from_chain
     from bmoe_py.publisher.records import read_model
     from bmoe_py.storage.client import IpfsClient
 
@@ -288,6 +306,8 @@ def _show(args: argparse.Namespace) -> int:
             raise
         checks: dict[str, str] = {}
         if args.verify:
+            from bmoe_py.publisher.fetch import load_expert_from_chain, load_gate_from_chain  # imports torch
+
             with IpfsClient(args.ipfs) as ipfs:
                 checks["gate"] = _check(lambda: load_gate_from_chain(chain, ipfs, args.model_id))
                 for expert in model.experts:
@@ -306,7 +326,7 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _check(load) -> str:
-    from bmoe_py.publisher.fetch import WeightsMismatch
+    from bmoe_py.publisher.errors import WeightsMismatch
 
     try:
         load()
@@ -322,8 +342,10 @@ def _eth(wei: int) -> str:
     return f"{wei / 10**18:g} ETH"
 
 
-def _published_json(published) -> dict[str, Any]:
+def _published_json(published, prepared) -> dict[str, Any]:
     return {
+        "float_accuracy": prepared.float_accuracy,
+        "exact_accuracy": prepared.exact_accuracy,
         "chain_id": published.chain_id,
         "model_id": published.model_id,
         "owner": published.owner,

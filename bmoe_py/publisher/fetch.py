@@ -1,41 +1,41 @@
 """Loading a published model's files back, trusting nothing but the chain.
 
 Every file is fetched by the CID the registry records, and refused unless (1) its bytes have that CID (computed
-here, not taken from the IPFS node), (2) they parse as the expected kind of file, (3) their Merkle root is the root
-the registry records, and (4) for experts, the layers match the registered shapes and requantisation. A refusal is
-a `WeightsMismatch` naming the model, the expert and version, the CID, and what differs.
+here, not taken from the IPFS node that served them), (2) they are a canonical file of the expected kind, (3) their
+Merkle root is the root the registry records, and (4) for experts, the layers match the registered shapes and
+requantisation. A refusal is a `WeightsMismatch` naming the model, the expert and version, the CID and what differs.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ..crypto.leaves import weights_tree
 from ..model.int8_ref import IntLayer
+from ..model.weights import (
+    Gate,
+    WeightsError,
+    decode_safetensors,
+    load_exact_expert,
+    load_gate,
+    tensors_root,
+    weights_root,
+)
 from ..storage.cid import cid_of_bytes, parse_cid
-from .artifacts import FileFormatError, GateBundle, decode_expert, decode_gate
+from .errors import NotPublished, WeightsMismatch
 from .records import ExpertRecord, LayerSpec, ModelRecord, read_expert, read_model
 
 if TYPE_CHECKING:
     from ..chain.client import Chain
     from ..storage.client import IpfsClient
 
-__all__ = ["LoadedExpert", "LoadedGate", "NotPublished", "WeightsMismatch", "load_expert_from_chain", "load_gate_from_chain"]
-
-
-class WeightsMismatch(Exception):
-    """Downloaded weights are not the ones the chain records for `what` ("expert 3 version 2", "gate")."""
-
-    def __init__(self, model_id: int, what: str, cid: str, detail: str) -> None:
-        self.model_id = model_id
-        self.what = what
-        self.cid = cid
-        self.detail = detail
-        super().__init__(f"model {model_id} {what} ({cid}): {detail}; refusing to use it")
-
-
-class NotPublished(LookupError):
-    """The expert has no version on chain yet."""
+__all__ = [
+    "LoadedExpert",
+    "LoadedGate",
+    "NotPublished",
+    "WeightsMismatch",
+    "load_expert_from_chain",
+    "load_gate_from_chain",
+]
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,7 @@ class LoadedExpert:
 @dataclass(frozen=True)
 class LoadedGate:
     model: ModelRecord
-    bundle: GateBundle
+    gate: Gate  # the float model without its experts, and the exact experts' token scales
     data: bytes
 
 
@@ -64,10 +64,10 @@ def load_expert_from_chain(
     what = f"expert {expert_index} version {record.version}"
     data = _fetch(ipfs, model_id, what, record.weights_cid, timeout)
     try:
-        layers = decode_expert(data)
-    except (FileFormatError, ValueError) as exc:
-        raise WeightsMismatch(model_id, what, record.weights_cid, f"not an expert file: {exc}") from None
-    root = weights_tree(layers).root
+        layers = load_exact_expert(data)
+    except WeightsError as exc:
+        raise WeightsMismatch(model_id, what, record.weights_cid, f"not an exact expert file: {exc}") from None
+    root = weights_root(layers)
     if root != record.weights_root:
         raise WeightsMismatch(
             model_id, what, record.weights_cid,
@@ -85,21 +85,22 @@ def load_gate_from_chain(chain: Chain, ipfs: IpfsClient, model_id: int, *, timeo
     model = read_model(chain, model_id, experts=False)
     data = _fetch(ipfs, model_id, "gate", model.gate_cid, timeout)
     try:
-        bundle = decode_gate(data)
-    except FileFormatError as exc:
+        gate = load_gate(data)
+        root = tensors_root(*decode_safetensors(data))
+    except WeightsError as exc:
         raise WeightsMismatch(model_id, "gate", model.gate_cid, f"not a gate bundle: {exc}") from None
-    root = bundle.root
     if root != model.gate_root:
         raise WeightsMismatch(
             model_id, "gate", model.gate_cid,
             f"the gate root of the file is 0x{root.hex()}, the chain records 0x{model.gate_root.hex()}",
         )  # fmt: skip
-    count = bundle.metadata.get("expert_count")
-    if count != model.expert_count:
+    config = gate.model.config
+    if config.num_layers * config.num_experts != model.expert_count:
         raise WeightsMismatch(
-            model_id, "gate", model.gate_cid, f"the bundle routes to {count} experts, the chain records {model.expert_count}"
-        )
-    return LoadedGate(model, bundle, data)
+            model_id, "gate", model.gate_cid,
+            f"the bundle routes to {config.num_layers * config.num_experts} experts, the chain records {model.expert_count}",
+        )  # fmt: skip
+    return LoadedGate(model, gate, data)
 
 
 def _fetch(ipfs: IpfsClient, model_id: int, what: str, cid: str, timeout: float | None) -> bytes:
@@ -120,4 +121,3 @@ def _layer_difference(file: tuple[LayerSpec, ...], chain: tuple[LayerSpec, ...])
         if a != b:
             return f"layer {i} is {a} in the file but {b} on chain"
     return "the layers differ"  # pragma: no cover
-

@@ -1,6 +1,6 @@
 """Publishing a model: pin every file to IPFS, then register the model and each of its experts on chain.
 
-    files = model_files(model, quantised)                # canonical bytes, roots and layer specs (artifacts.py)
+    files = model_files(model, exact_experts)      # canonical bytes, roots and layer specs (prepare.py)
     published = publish_model(chain, ipfs, files, PublishParams(challenge_window=DAY))
 
 The order is what keeps a failure from leaving a half-registered model: everything that can be checked without
@@ -17,8 +17,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from web3.exceptions import ContractLogicError
+
 from ..chain.client import ChainError, TransactionReverted
-from ..model.int8_ref import MAX_LAYERS, MAX_MULTIPLIER, MAX_ROW_LENGTH, MAX_SHIFT
+from ..model.int8_ref import MAX_MULTIPLIER, MAX_SHIFT
+from ..storage.errors import IpfsError
+from .errors import InsufficientFunds, PublishError
 from .records import LayerSpec, Mode, read_expert, read_model
 
 if TYPE_CHECKING:
@@ -46,14 +50,6 @@ ETHER = 10**18
 # for a two-layer expert; each layer is one more storage slot. The margin covers a longer CID string.
 _PUBLISH_EXPERT_GAS = 260_000
 _PUBLISH_EXPERT_GAS_PER_LAYER = 30_000
-
-
-class PublishError(Exception):
-    """Publishing stopped; the message says why and what, if anything, is already on chain."""
-
-
-class InsufficientFunds(PublishError):
-    """The publisher's balance does not cover the gas of the transactions publishing needs."""
 
 
 @dataclass(frozen=True)
@@ -137,22 +133,12 @@ def publish_model(
         existing = {}
     todo = [expert for expert in files.experts if expert.index not in existing]
 
-    model_params = (
-        int(Mode.EXACT_INT8),
-        len(files.experts),
-        0,  # tolerance: exact experts are judged bit for bit
-        params.challenge_window,
-        params.min_node_stake,
-        params.min_validator_stake,
-        "",  # the gate CID is filled in once the gate is pinned; estimating with a placeholder is equivalent
-        files.gate.root,
-    )
-    _check_funds(chain, owner, model_params, todo, register=resume is None)
+    _check_funds(chain, owner, files, params, todo, register=resume is None)
 
     log.info("IPFS: pinning %d files to %s", len(files.experts) + 1, ipfs.api)
     try:
         ipfs.id()
-    except Exception as exc:
+    except IpfsError as exc:
         raise PublishError(f"nothing was published: {exc}") from exc
     gate_cid = _pin(ipfs, files.gate.data, "gate.safetensors", "gate")
     expert_cids = {
@@ -171,9 +157,9 @@ def publish_model(
             "chain %d: registering the model (%d experts, challenge window %ds) from %s",
             chain.chain_id, len(files.experts), params.challenge_window, owner,
         )  # fmt: skip
-        full_params = (*model_params[:6], gate_cid, files.gate.root)
+        call = registry.functions.registerModel(_model_params(files, params, gate_cid))
         try:
-            receipt = chain.send(registry.functions.registerModel(full_params), confirmations=params.confirmations)
+            receipt = chain.send(call, confirmations=params.confirmations)
         except (ChainError, TransactionReverted) as exc:
             raise PublishError(f"nothing was registered: {exc}") from exc
         model_id = int(chain.events(receipt, "ExpertRegistry", "ModelRegistered")[0]["modelId"])
@@ -240,7 +226,6 @@ def _check_layer_limits(chain: Chain, files: ModelFiles) -> None:
     registered (the contract would only refuse it after)."""
     max_row = int(chain.call(chain.registry.functions.MAX_ROW_LENGTH()))
     max_layers = int(chain.call(chain.registry.functions.MAX_LAYERS()))
-    assert (max_row, max_layers) == (MAX_ROW_LENGTH, MAX_LAYERS), "registry limits differ from int8_ref"
     for expert in files.experts:
         layers = expert.layers
         where = f"expert {expert.index}"
@@ -280,8 +265,22 @@ def _check_resumable(chain: Chain, model_id: int, files: ModelFiles, owner: str)
     return done
 
 
+def _model_params(files: ModelFiles, params: PublishParams, gate_cid: str) -> tuple:
+    """`IExpertRegistry.ModelParams` of an exact model."""
+    return (
+        int(Mode.EXACT_INT8),
+        len(files.experts),
+        0,  # tolerance: exact experts are judged bit for bit
+        params.challenge_window,
+        params.min_node_stake,
+        params.min_validator_stake,
+        gate_cid,
+        files.gate.root,
+    )
+
+
 def _check_funds(
-    chain: Chain, owner: str, model_params: tuple, experts: Sequence[ExpertFile], *, register: bool
+    chain: Chain, owner: str, files: ModelFiles, params: PublishParams, experts: Sequence[ExpertFile], *, register: bool
 ) -> None:
     """Estimates registerModel (which also runs the registry's checks of the parameters: a bad challenge window
     fails here, before anything is spent) and bounds the gas of the expert publications, then compares the
@@ -289,10 +288,11 @@ def _check_funds(
     w3 = chain.w3
     gas = 0
     if register:
-        placeholder = (*model_params[:6], "Qm" + "1" * 44, model_params[7])
+        # The gate is not pinned yet: any CIDv0 (46 characters) costs the same gas as its real CID.
+        placeholder = _model_params(files, params, "Qm" + "1" * 44)
         try:
             gas += chain.registry.functions.registerModel(placeholder).estimate_gas({"from": owner})
-        except Exception as exc:  # web3 raises ContractLogicError with the revert data
+        except ContractLogicError as exc:
             decoded = chain.decode_error(getattr(exc, "data", None), "ExpertRegistry")
             raise PublishError(f"nothing was published: registerModel would revert: {decoded or exc}") from exc
     gas += sum(_PUBLISH_EXPERT_GAS + _PUBLISH_EXPERT_GAS_PER_LAYER * len(e.layers) for e in experts)
@@ -321,7 +321,7 @@ def _pin(ipfs: IpfsClient, data: bytes, name: str, what: str) -> str:
     try:
         cid = ipfs.add_bytes(data, name)  # adds with pin=true and checks the CID the node answers
         ipfs.pin_add(cid)  # a no-op on a node that pinned on add; a real Kubo with other defaults pins here
-    except Exception as exc:
+    except IpfsError as exc:
         raise PublishError(f"nothing was registered: pinning {what} to {ipfs.api} failed: {exc}") from exc
     log.info("IPFS: %s pinned as %s (%d bytes)", what, cid, len(data))
     return cid

@@ -8,13 +8,14 @@ import json
 import subprocess
 import sys
 
-import numpy as np
 import pytest
+import torch
 
 from bmoe_py.chain.client import connect
 from bmoe_py.chain.manifest import ManifestNotFound
-from bmoe_py.model.int8_ref import IntLayer
-from bmoe_py.publisher.artifacts import GateBundle, expert_file, gate_file
+from bmoe_py.model.moe import MoEConfig, MoEModel
+from bmoe_py.model.quantize import quantize_model
+from bmoe_py.publisher.prepare import model_files
 from bmoe_py.publisher.fetch import WeightsMismatch, load_expert_from_chain, load_gate_from_chain
 from bmoe_py.publisher.publish import InsufficientFunds, ModelFiles, PublishError, PublishParams, publish_model
 from bmoe_py.publisher.records import LayerSpec, Mode, read_model
@@ -25,22 +26,11 @@ DAY = 24 * 3600
 ETHER = 10**18
 
 
-def random_expert(rng: np.random.Generator, dims=(8, 16, 8)) -> list[IntLayer]:
-    layers = []
-    for i, (d_in, d_out) in enumerate(zip(dims, dims[1:])):
-        weight = rng.integers(-128, 128, size=(d_out, d_in), dtype=np.int8)
-        bias = rng.integers(-1000, 1000, size=d_out, dtype=np.int32)
-        layers.append(IntLayer(weight, bias, int(rng.integers(1, 2**20)), 24, i < len(dims) - 2))
-    return layers
-
-
 def small_model(seed: int = 0, experts: int = 3) -> ModelFiles:
-    rng = np.random.default_rng(seed)
-    gate = GateBundle(
-        {"gate.proj.weight": rng.standard_normal((experts, 8)), "norm.weight": rng.standard_normal(8)},
-        {"expert_count": experts, "seed": seed},
-    )
-    return ModelFiles(gate_file(gate), tuple(expert_file(i, random_expert(rng)) for i in range(experts)))
+    """The files of a tiny untrained MoE (8-wide tokens, experts 8->16->8) quantised on random tokens."""
+    torch.manual_seed(seed)
+    model = MoEModel(MoEConfig(input_dim=8, num_classes=3, d_model=8, d_hidden=16, num_experts=experts, k=1))
+    return model_files(model, quantize_model(model, torch.randn(256, 8)))
 
 
 @pytest.fixture(scope="module")
@@ -172,7 +162,7 @@ def test_a_published_expert_loads_back_identical(chain, ipfs, files):
 def test_a_published_gate_loads_back_identical(chain, ipfs, files):
     published = publish_model(chain, ipfs, files)
     gate = load_gate_from_chain(chain, ipfs, published.model_id)
-    assert gate.data == files.gate.data and gate.bundle.root == files.gate.root
+    assert gate.data == files.gate.data and gate.gate.model.config.num_experts == 3
 
 
 def test_an_expert_registered_with_the_cid_of_other_weights_is_refused(chain, ipfs, files):
@@ -285,3 +275,45 @@ def test_publish_without_a_key_says_where_to_put_one(network):
     result = bmoe(network, "model", "publish", "--key-env", "NO_SUCH_VARIABLE")
     assert result.returncode == 1
     assert "no private key: set NO_SUCH_VARIABLE" in result.stderr
+
+
+TINY = ("--dataset", "digits", "--epochs", "1", "--experts", "3", "--k", "1", "--d-model", "16", "--d-hidden", "32")
+
+
+def test_publish_trains_quantises_and_registers_a_model_that_show_verify_accepts(network, chain, ipfs):
+    published = bmoe(network, "model", "publish", *TINY, "--challenge-window", "12h", "--json")
+    assert published.returncode == 0, published.stderr
+    report = json.loads(published.stdout)
+    assert 0 <= report["exact_accuracy"] <= 1 and len(report["experts"]) == 3
+
+    shown = bmoe(network, "model", "show", str(report["model_id"]), "--verify", "--json")
+    assert shown.returncode == 0, shown.stderr
+    model = json.loads(shown.stdout)
+    assert (model["owner"], model["mode"], model["challenge_window"]) == (chain.address, "EXACT_INT8", 12 * 3600)
+    assert model["gate"] == {**report["gate"], "check": "ok"}
+    assert [(e["cid"], e["root"], e["layers"], e["check"]) for e in model["experts"]] == [
+        (e["cid"], e["root"], e["layers"], "ok") for e in report["experts"]
+    ]
+    assert all(e["layers"][0].startswith("16->32 ") and e["layers"][1].startswith("32->16 ") for e in model["experts"])
+
+    loaded = load_expert_from_chain(chain, ipfs, report["model_id"], 1)
+    assert loaded.record.weights_cid == report["experts"][1]["cid"]
+
+
+def test_a_trained_checkpoint_publishes_as_the_files_it_quantises_to(network, tmp_path):
+    from bmoe_py.publisher.prepare import TrainingOptions, prepare
+    from bmoe_py.storage.cid import cid_of_bytes
+
+    checkpoint = tmp_path / "model.safetensors"
+    trained = bmoe(network, "model", "train", *TINY, "--out", str(checkpoint))
+    assert trained.returncode == 0, trained.stderr
+    published = bmoe(network, "model", "publish", "--checkpoint", str(checkpoint), "--dataset", "digits")
+    assert published.returncode == 0, published.stderr
+    assert f"model 1 on chain {network.manifest.chain_id} registered (tx 0x" in published.stdout
+
+    # the same checkpoint and calibration data quantise to the same bytes here, so the table lists their CIDs
+    prepared = prepare(TrainingOptions(dataset="digits"), checkpoint)
+    files = model_files(prepared.model, prepared.exact.experts)
+    assert f"gate  {cid_of_bytes(files.gate.data)}  root 0x{files.gate.root.hex()}" in published.stdout
+    for expert in files.experts:
+        assert f"{cid_of_bytes(expert.data)}  0x{expert.root.hex()}" in published.stdout
