@@ -1,1 +1,53 @@
-"""publisher"""
+"""The publisher role: publish a model (IPFS + ExpertRegistry) and load published files back, verified.
+
+    files = model_files(model, exact_experts)
+    published = publish_model(chain, ipfs, files, PublishParams(challenge_window=DAY))
+    expert = load_expert_from_chain(chain, ipfs, published.model_id, 0)
+
+Names are imported on first use: loading the model code imports torch (seconds), which the CLI should pay only
+for the commands that run a model, not for `bmoe model show` or an error message.
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "InsufficientFunds": "errors",
+    "NotPublished": "errors",
+    "PublishError": "errors",
+    "WeightsMismatch": "errors",
+    "LoadedExpert": "fetch",
+    "LoadedGate": "fetch",
+    "load_expert_from_chain": "fetch",
+    "load_gate_from_chain": "fetch",
+    "PreparedModel": "prepare",
+    "TrainingOptions": "prepare",
+    "expert_file": "prepare",
+    "model_files": "prepare",
+    "prepare": "prepare",
+    "ExpertFile": "publish",
+    "GateFile": "publish",
+    "ModelFiles": "publish",
+    "PublishParams": "publish",
+    "PublishedExpert": "publish",
+    "PublishedModel": "publish",
+    "publish_model": "publish",
+    "ExpertRecord": "records",
+    "HostRecord": "records",
+    "LayerSpec": "records",
+    "Mode": "records",
+    "ModelRecord": "records",
+    "read_expert": "records",
+    "read_model": "records",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    try:
+        module = _EXPORTS[name]
+    except KeyError:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+    return getattr(importlib.import_module(f".{module}", __name__), name)

@@ -38,6 +38,7 @@ __all__ = [
     "PublishParams",
     "PublishedExpert",
     "PublishedModel",
+    "publish_expert_gas_bound",
     "publish_model",
 ]
 
@@ -46,8 +47,8 @@ log = logging.getLogger("bmoe.publisher")
 DAY = 24 * 3600
 ETHER = 10**18
 # Upper bounds of the gas of one registry call, used only to check the balance before the first transaction
-# (the exact figure of publishExpert cannot be estimated before the model exists). Measured on anvil: ~190k gas
-# for a two-layer expert; each layer is one more storage slot. The margin covers a longer CID string.
+# (publishExpert cannot be estimated before the model exists). Measured on anvil: 238,793 gas for a two-layer
+# expert with a CIDv0 (tests/e2e/test_model_publish.py checks the bound); each layer adds one storage slot.
 _PUBLISH_EXPERT_GAS = 260_000
 _PUBLISH_EXPERT_GAS_PER_LAYER = 30_000
 
@@ -265,6 +266,11 @@ def _check_resumable(chain: Chain, model_id: int, files: ModelFiles, owner: str)
     return done
 
 
+def publish_expert_gas_bound(layer_count: int) -> int:
+    """An upper bound of the gas of one `publishExpert` with a CIDv0 and `layer_count` layers."""
+    return _PUBLISH_EXPERT_GAS + _PUBLISH_EXPERT_GAS_PER_LAYER * layer_count
+
+
 def _model_params(files: ModelFiles, params: PublishParams, gate_cid: str) -> tuple:
     """`IExpertRegistry.ModelParams` of an exact model."""
     return (
@@ -295,7 +301,7 @@ def _check_funds(
         except ContractLogicError as exc:
             decoded = chain.decode_error(getattr(exc, "data", None), "ExpertRegistry")
             raise PublishError(f"nothing was published: registerModel would revert: {decoded or exc}") from exc
-    gas += sum(_PUBLISH_EXPERT_GAS + _PUBLISH_EXPERT_GAS_PER_LAYER * len(e.layers) for e in experts)
+    gas += sum(publish_expert_gas_bound(len(e.layers)) for e in experts)
     block = w3.eth.get_block("latest")
     base_fee = int(block.get("baseFeePerGas", 0) or 0)
     # web3 offers maxFeePerGas = 2 * baseFee + tip, the most a transaction may cost per gas.

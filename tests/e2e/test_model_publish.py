@@ -17,7 +17,14 @@ from bmoe_py.model.moe import MoEConfig, MoEModel
 from bmoe_py.model.quantize import quantize_model
 from bmoe_py.publisher.prepare import model_files
 from bmoe_py.publisher.fetch import WeightsMismatch, load_expert_from_chain, load_gate_from_chain
-from bmoe_py.publisher.publish import InsufficientFunds, ModelFiles, PublishError, PublishParams, publish_model
+from bmoe_py.publisher.publish import (
+    InsufficientFunds,
+    ModelFiles,
+    PublishError,
+    PublishParams,
+    publish_expert_gas_bound,
+    publish_model,
+)
 from bmoe_py.publisher.records import LayerSpec, Mode, read_model
 from bmoe_py.storage.client import IpfsClient
 
@@ -89,6 +96,11 @@ def test_publish_pins_every_file_under_the_cid_of_its_bytes(chain, ipfs, files):
     assert published.gate_cid == cid_of_bytes(files.gate.data) and published.gate_cid in pins
     for expert, sent in zip(files.experts, published.experts):
         assert sent.weights_cid == cid_of_bytes(expert.data) and sent.weights_cid in pins
+
+
+def test_the_funds_check_bounds_the_gas_of_every_expert_publication(chain, ipfs, files):
+    published = publish_model(chain, ipfs, files)
+    assert all(0 < e.gas_used <= publish_expert_gas_bound(len(e.layers)) for e in published.experts)
 
 
 def test_files_are_canonical_so_the_same_model_gets_the_same_cids():
@@ -317,3 +329,13 @@ def test_a_trained_checkpoint_publishes_as_the_files_it_quantises_to(network, tm
     assert f"gate  {cid_of_bytes(files.gate.data)}  root 0x{files.gate.root.hex()}" in published.stdout
     for expert in files.experts:
         assert f"{cid_of_bytes(expert.data)}  0x{expert.root.hex()}" in published.stdout
+
+
+def test_publish_with_a_keystore_and_the_wrong_password_refuses(network, tmp_path):
+    from eth_account import Account
+
+    keystore = tmp_path / "publisher.json"
+    keystore.write_text(json.dumps(Account.encrypt(network.publisher_key, "right password", iterations=2)))
+    result = bmoe(network, "model", "publish", "--keystore", str(keystore), BMOE_KEYSTORE_PASSWORD="wrong password")
+    assert result.returncode == 1
+    assert f"cannot decrypt keystore {keystore}" in result.stderr and "(wrong password?)" in result.stderr
