@@ -51,6 +51,15 @@ class Report:
 
 
 def main() -> None:
+    from brownie.network import rpc
+
+    if not rpc.is_child():
+        # brownie attaches to whatever already listens on the development port (e.g. the anvil of `make deploy`):
+        # the report would litter that chain, and its base fee rejects the development network's zero gas price.
+        raise SystemExit(
+            "gas_report: the development network is a chain brownie did not start (its port is taken, perhaps by "
+            "`make deploy`'s anvil); run `BMOE_ANVIL_PORT=<free port> python scripts/gas_report.py` instead"
+        )
     report = measure()
     path = ROOT / "docs" / "gas.md"
     path.write_text(render(report))
