@@ -48,7 +48,7 @@ def show(args: argparse.Namespace) -> int:
 
     if args.json:
         data = manifest.to_dict()
-        for record in (*data["contracts"].values(), *data["libraries"].values()):
+        for record in data["contracts"].values():
             record.pop("abi")
         data["live"] = gone is None
         print(json.dumps(data, indent=2))
