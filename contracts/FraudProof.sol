@@ -39,8 +39,11 @@ contract FraudProof is IFraudProof, ReentrancyGuard {
         bytes32 outputHash;
     }
 
+    /// @notice The ledger whose commitments are challenged (and invalidated on fraud).
     IResultLedger public immutable ledger;
+    /// @notice The registry holding each expert version's layers and weights root.
     IExpertRegistry public immutable registry;
+    /// @notice The staking contract that locks and slashes nodes; the only sender of ETH to `receive`.
     IStaking public immutable staking;
     /// @inheritdoc IFraudProof
     uint256 public immutable bond;
@@ -57,6 +60,8 @@ contract FraudProof is IFraudProof, ReentrancyGuard {
     mapping(bytes32 commitmentId => mapping(bytes32 leaf => uint256 disputeId)) private _leafDispute;
     mapping(address account => uint256) private _claimable;
 
+    /// @dev Deployed after the other three; `Staking.setSlashers` and `ResultLedger.setDisputeModules` must then name
+    /// this contract (docs/protocol.md 1).
     /// @param bond_ the challenger's bond, in wei
     /// @param responseWindow_ seconds the node has to respond to a challenge
     /// @param proofWindow_ seconds the challenger has to prove a row after the response
