@@ -437,8 +437,9 @@ def render(report: Report) -> str:
         "BMOE_ANVIL_PORT=8600 python scripts/gas_report.py   # the same on a chain of its own, when 8545 is taken",
         "```",
         "",
-        "The script rewrites this file. Figures change only with the contracts or the compiler settings in",
-        "`brownie-config.yaml`; the random weights and inputs are seeded.",
+        "The script rewrites this file. Weights, inputs and account keys are seeded, so every figure repeats to the",
+        "gas except `drawCommittee`, whose seed is a block hash (hence its range); figures change with the contracts,",
+        "the compiler settings in `brownie-config.yaml` and the hardfork anvil runs.",
         "",
     ]
     return "\n".join(lines)
