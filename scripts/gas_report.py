@@ -438,8 +438,9 @@ def render(report: Report) -> str:
         "```",
         "",
         "The script rewrites this file. Weights, inputs and account keys are seeded, so every figure repeats to the",
-        "gas except `drawCommittee`, whose seed is a block hash (hence its range); figures change with the contracts,",
-        "the compiler settings in `brownie-config.yaml` and the hardfork anvil runs.",
+        "gas except the committee's `drawCommittee` and `finalize`: they depend on which validators are drawn, and",
+        "the seed is a block hash (hence the range). Figures change with the contracts, the compiler settings in",
+        "`brownie-config.yaml` and the hardfork anvil runs.",
         "",
     ]
     return "\n".join(lines)
