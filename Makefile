@@ -4,11 +4,12 @@ PY ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 export PATH := $(CURDIR)/node_modules/.bin:$(CURDIR)/$(BIN):$(PATH)
-# Brownie keeps its network config and compiler cache in the home folder; tests launch anvil here.
-BMOE_ANVIL_PORT ?= 8545
+# Tests and the gas report launch their own anvil on this port; 8545 is left to `make deploy`'s long-lived chain
+# so that a test run never snapshots and reverts a user's chain.
+BMOE_ANVIL_PORT ?= 8555
 export BMOE_ANVIL_PORT
 
-.PHONY: help setup toolchain compile test test-fast deploy gas demo clean
+.PHONY: help setup toolchain networks compile test deploy gas demo clean
 
 help:
 	@echo "make setup    create .venv, install Python and npm dependencies, register solc"
@@ -38,7 +39,11 @@ $(VENV)/.solc: $(VENV)/.installed node_modules/.installed tools/install_solc.py 
 	$(BIN)/python tools/install_solc.py
 	touch $@
 
-setup toolchain: $(VENV)/.installed node_modules/.installed $(VENV)/.solc
+# brownie reads network definitions only from ~/.brownie/network-config.yaml: declare bmoe-local and the testnets.
+networks: $(VENV)/.installed
+	$(BIN)/python tools/brownie_networks.py
+
+setup toolchain: $(VENV)/.installed node_modules/.installed $(VENV)/.solc networks
 
 compile: toolchain
 	brownie compile
@@ -51,7 +56,7 @@ deploy: toolchain
 	brownie run deploy --network bmoe-local
 
 gas: toolchain
-	brownie run gas_report
+	$(BIN)/python scripts/gas_report.py
 
 demo: toolchain
 	$(BIN)/bmoe demo

@@ -80,6 +80,9 @@ def deploy() -> dict:
     )
     written = save_manifest(manifest, directory)
     print(f"wrote {written}")
+    if _is_development():
+        print("(development network: this chain, and so this deployment, ends with this brownie process; "
+              "`make deploy` keeps one on a long-lived local chain)")
     for name, record in manifest.contracts.items():
         print(f"  {name:<17} {record.address}")
     return deployed

@@ -94,8 +94,9 @@ def forget_brownie_deployments(chain_id: int) -> None:
     folder = ROOT / "build" / "deployments"
     stale = folder / str(chain_id)
     if stale.is_dir():
+        if any(stale.glob("*.json")):
+            print(f"local_chain: removing brownie's stale records of chain {chain_id} ({stale})")
         shutil.rmtree(stale)
-        print(f"local_chain: removed brownie's stale records of chain {chain_id} ({stale})")
     map_path = folder / "map.json"
     if map_path.exists():
         deployment_map = json.loads(map_path.read_text() or "{}")

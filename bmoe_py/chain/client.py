@@ -10,6 +10,7 @@ waits for the receipt, and raises `TransactionReverted` with the custom error de
 """
 from __future__ import annotations
 
+import os
 import threading
 import time
 from pathlib import Path
@@ -26,6 +27,14 @@ from web3.types import TxReceipt
 
 from .errors import DecodedError, ErrorDecoder
 from .manifest import Manifest, ManifestError, deployment_gone, load_manifest, manifest_path
+
+
+DEFAULT_RPC_URL = "http://127.0.0.1:8545"  # the local anvil of `make deploy`
+
+
+def default_rpc_url() -> str:
+    """`$BMOE_RPC_URL`, else the local chain that `make deploy` starts."""
+    return os.environ.get("BMOE_RPC_URL") or DEFAULT_RPC_URL
 
 
 class ChainError(Exception):

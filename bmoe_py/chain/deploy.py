@@ -82,16 +82,21 @@ class DeployParams:
             raw = environ.get(f"BMOE_{f.name.upper()}")
             if raw is None or raw == "":
                 continue
-            parse = _parse_amount if f.name.endswith(("bond", "penalty")) else _parse_count
-            if f.name.endswith(("delay", "window")):
-                parse = _parse_duration
             try:
-                values[f.name] = parse(raw)
+                values[f.name] = _parser_for(f.name)(raw)
             except ValueError as exc:
                 raise ValueError(f"BMOE_{f.name.upper()}={raw!r}: {exc}") from None
         params = cls(**values)
         params.validate()
         return params
+
+
+def _parser_for(name: str) -> Callable[[str], int]:
+    if name.endswith(("_delay", "_window")):
+        return _parse_duration
+    if name.endswith(("_bond", "_penalty")):
+        return _parse_amount
+    return _parse_count
 
 
 def _parse_duration(raw: str) -> int:
@@ -134,8 +139,7 @@ def deploy_suite(
     """Deploys and wires the suite from `deployer` (a brownie account); returns {contract name: brownie Contract}.
 
     `containers` maps contract names to brownie ContractContainers; by default they come from the loaded brownie
-    project. Libraries the contracts link against (placeholders in their bytecode) are deployed first and
-    returned too, under their own names.
+    project. Each transaction waits for `confirmations` blocks.
     """
     params = params or DeployParams()
     params.validate()
@@ -147,11 +151,6 @@ def deploy_suite(
 
 def _deploy_and_wire(containers: Mapping[str, Any], params: DeployParams, tx: dict, log: Log) -> dict[str, Any]:
     deployed: dict[str, Any] = {}
-
-    for library in _libraries_needed(containers):
-        log(f"library {library}")
-        deployed[library] = _deploy(containers[library], (), tx, log)
-
     deployed["Staking"] = _deploy_step(containers, "Staking", (params.unbonding_delay,), tx, log, 1)
     staking = deployed["Staking"]
     deployed["ExpertRegistry"] = _deploy_step(
@@ -256,17 +255,6 @@ def _project_containers() -> dict[str, Any]:
     return {name: loaded[0][name] for name in loaded[0].keys()}
 
 
-def _libraries_needed(containers: Mapping[str, Any]) -> list[str]:
-    """Names of libraries linked into the five contracts (`__Name___...` placeholders in their bytecode)."""
-    needed: list[str] = []
-    for name in CONTRACT_NAMES:
-        bytecode = containers[name].bytecode
-        for library in re.findall(r"__([A-Za-z0-9_]+?)_{2,}", bytecode):
-            if library not in needed:
-                needed.append(library)
-    return needed
-
-
 def git_commit(root: Path | None = None) -> tuple[str | None, bool]:
     """The checked-out commit and whether contracts/ or interfaces/ differ from it (None outside git)."""
     root = root or Path(__file__).resolve().parents[2]
@@ -297,13 +285,13 @@ def build_manifest(
     block_hash: Callable[[int], str],
 ) -> Manifest:
     """The manifest of a finished `deploy_suite` run. `block_hash(n)` returns the hash of block n."""
-    records = {
-        name: ContractRecord.create(c.address, c.abi, str(c.tx.txid), c.tx.block_number)
-        for name, c in deployed.items()
+    contracts = {
+        name: ContractRecord.create(
+            deployed[name].address, deployed[name].abi, str(deployed[name].tx.txid), deployed[name].tx.block_number
+        )
+        for name in CONTRACT_NAMES
     }
-    contracts = {name: records[name] for name in CONTRACT_NAMES}
-    libraries = {name: r for name, r in records.items() if name not in CONTRACT_NAMES}
-    deploy_block = min(r.block for r in records.values())
+    deploy_block = min(r.block for r in contracts.values())
     compiler = dict(deployed["Staking"]._build.get("compiler", {}))
     sha, dirty = git_commit()
     return Manifest(
@@ -319,5 +307,4 @@ def build_manifest(
         parameters=params.to_dict(),
         compiler=compiler,
         contracts=contracts,
-        libraries=libraries,
     )

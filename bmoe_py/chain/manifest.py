@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -79,8 +79,6 @@ class Manifest:
     compiler: dict[str, Any]
     contracts: dict[str, ContractRecord]
     format: int = FORMAT_VERSION
-    # Contracts beyond the five (linked libraries), same shape; empty for most builds.
-    libraries: dict[str, ContractRecord] = field(default_factory=dict)
 
     def address(self, name: str) -> str:
         try:
@@ -93,7 +91,7 @@ class Manifest:
         missing = [name for name in CONTRACT_NAMES if name not in self.contracts]
         if missing:
             raise ManifestError(f"manifest for chain {self.chain_id} lacks {', '.join(missing)}")
-        for name, record in {**self.contracts, **self.libraries}.items():
+        for name, record in self.contracts.items():
             actual = abi_hash(record.abi)
             if actual != record.abi_hash:
                 raise ManifestError(
@@ -112,7 +110,6 @@ class Manifest:
         try:
             fields = dict(data)
             fields["contracts"] = {k: ContractRecord(**v) for k, v in data["contracts"].items()}
-            fields["libraries"] = {k: ContractRecord(**v) for k, v in data.get("libraries", {}).items()}
             return cls(**fields)
         except (KeyError, TypeError) as exc:
             raise ManifestError(f"malformed manifest: {exc}") from None

@@ -127,7 +127,7 @@ class IpfsClient:
         timeout = self.timeout if timeout is None else timeout
         deadline = time.monotonic() + timeout + _READ_SLACK
         what = f"cat {cid}"
-        params = {"arg": cid, "timeout": f"{timeout:g}s"}
+        params = {"arg": cid, "timeout": _go_duration(timeout)}
         response = self._post("cat", params, what, cid=cid, read_timeout=timeout + _READ_SLACK, stream=True, idempotent=True)
         chunks = []
         try:
@@ -181,7 +181,7 @@ class IpfsClient:
         """Pin `cid` recursively (the node fetches what it lacks, within `timeout`)."""
         self._check_cid(cid)
         timeout = self.timeout if timeout is None else timeout
-        params = {"arg": cid, "timeout": f"{timeout:g}s"}
+        params = {"arg": cid, "timeout": _go_duration(timeout)}
         # Pinning twice is harmless, so a broken connection may be retried.
         self._post("pin/add", params, f"pin {cid}", cid=cid, read_timeout=timeout + _READ_SLACK, idempotent=True)
 
@@ -202,7 +202,7 @@ class IpfsClient:
     def swarm_connect(self, multiaddr: str, timeout: float | None = None) -> None:
         """Connect the node to a peer, `/ip4/1.2.3.4/tcp/4001/p2p/<peer id>`."""
         timeout = self.timeout if timeout is None else timeout
-        params = {"arg": multiaddr, "timeout": f"{timeout:g}s"}
+        params = {"arg": multiaddr, "timeout": _go_duration(timeout)}
         self._post("swarm/connect", params, f"connect {multiaddr}", read_timeout=timeout + _READ_SLACK, idempotent=True)
 
     def swarm_peers(self) -> list[str]:
@@ -263,6 +263,11 @@ class IpfsClient:
         if "deadline exceeded" in message:
             raise (CidNotFound if cid else IpfsTimeout)(text, cid=cid, node=self.api)
         raise IpfsApiError(text, cid=cid, node=self.api)
+
+
+def _go_duration(seconds: float) -> str:
+    """Kubo's `timeout` option is a Go duration; whole milliseconds never need an exponent."""
+    return f"{max(1, round(seconds * 1000))}ms"
 
 
 def _never_sent(exc: requests.ConnectionError) -> bool:

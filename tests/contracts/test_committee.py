@@ -13,6 +13,7 @@ from eth_abi import encode
 from eth_utils import keccak
 
 from bmoe_py.crypto import Commitment, MerkleTree, TokenLeaf, request_id, token_tree
+from tests.contracts.committee_draw import draw_seed, sample_committee
 from tests.helpers import reverts_with
 
 ETHER = 10**18
@@ -183,28 +184,6 @@ def _finalize(s: Suite, dispute_id: int):
     return s.committee.finalize(dispute_id, {"from": s.deployer})
 
 
-def _sample(seed: bytes, validators: list[str], stakes: dict[str, int], excluded: set[str], min_stake: int,
-            size: int) -> list[str]:
-    """The contract's draw, replayed in Python (see CommitteeDispute._sample)."""
-    count = len(validators)
-    start = int.from_bytes(seed, "big") % count
-    candidates = [validators[(start + i) % count] for i in range(count)]
-    candidates = [v for v in candidates if v not in excluded and stakes[v] >= min_stake]
-    weights = [stakes[v] for v in candidates]
-    members = []
-    for k in range(min(size, len(candidates))):
-        r = int.from_bytes(keccak(encode(["bytes32", "uint256"], [seed, k])), "big") % sum(weights)
-        j = 0
-        while r >= weights[j]:
-            r -= weights[j]
-            j += 1
-        members.append(candidates[j])
-        candidates[j], weights[j] = candidates[-1], weights[-1]
-        candidates.pop()
-        weights.pop()
-    return members
-
-
 # ------------------------------------------------------------------------------------------------ challenge
 
 
@@ -306,7 +285,7 @@ def test_draw_uses_hash_of_block_after_anchor_as_seed(suite):
     chain.mine()
     tx = s.committee.drawCommittee(dispute_id, {"from": s.deployer})
     anchor = s.committee.dispute(dispute_id)["anchorBlock"]
-    expected = keccak(encode(["bytes32", "uint256"], [web3.eth.get_block(anchor + 1).hash, dispute_id]))
+    expected = draw_seed(web3.eth.get_block(anchor + 1).hash, dispute_id)
     assert tx.events["CommitteeDrawn"]["seed"] == "0x" + expected.hex()
 
 
@@ -345,7 +324,7 @@ def test_draw_is_the_stake_weighted_sample_determined_by_the_seed(suite, account
         chain.mine()
         tx = s.committee.drawCommittee(dispute_id, {"from": s.deployer})
         seed = bytes(tx.events["CommitteeDrawn"]["seed"])
-        expected = _sample(seed, validators, stakes, {s.node.address, s.challenger.address},
+        expected = sample_committee(seed, validators, stakes, {s.node.address, s.challenger.address},
                            MIN_VALIDATOR_STAKE, COMMITTEE_SIZE)
         members, weights = s.committee.committee(dispute_id)
         assert list(members) == expected
@@ -353,13 +332,14 @@ def test_draw_is_the_stake_weighted_sample_determined_by_the_seed(suite, account
 
 
 def test_sampling_picks_first_member_in_proportion_to_stake():
-    # The draw replay above shows the contract runs `_sample`; this shows `_sample` is stake-weighted
+    # The draw replay above shows the contract runs the sampling of `sample_committee`; this shows that it is
+    # stake-weighted
     # (pure Python over many seeds: fast, unlike thousands of on-chain draws).
     stakes = {"a": 1, "b": 2, "c": 3, "d": 4}
     firsts = {v: 0 for v in stakes}
     runs = 4000
     for i in range(runs):
-        firsts[_sample(keccak(i.to_bytes(32, "big")), list(stakes), stakes, set(), 1, 2)[0]] += 1
+        firsts[sample_committee(keccak(i.to_bytes(32, "big")), list(stakes), stakes, set(), 1, 2)[0]] += 1
     for v, stake in stakes.items():
         assert abs(firsts[v] / runs - stake / 10) < 0.03
 
@@ -385,7 +365,7 @@ def test_draw_after_256_blocks_reanchors_to_current_block(suite):
         s.committee.drawCommittee(dispute_id, {"from": s.deployer})
     chain.mine()
     tx = s.committee.drawCommittee(dispute_id, {"from": s.deployer})
-    expected = keccak(encode(["bytes32", "uint256"], [web3.eth.get_block(d["anchorBlock"] + 1).hash, dispute_id]))
+    expected = draw_seed(web3.eth.get_block(d["anchorBlock"] + 1).hash, dispute_id)
     assert tx.events["CommitteeDrawn"]["seed"] == "0x" + expected.hex()
 
 

@@ -10,7 +10,7 @@ import pytest
 from brownie import Int8MathHarness, accounts
 
 from bmoe_py.model.int8_ref import MAX_MULTIPLIER, MAX_ROW_LENGTH, MAX_SHIFT, IntLayer, layer_forward, requantize
-from tests.helpers import reverts_with
+from helpers import reverts_with
 
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from bmoe_py.storage.cid import cid_of_bytes
-from bmoe_py.storage.errors import CidNotFound
+from bmoe_py.storage.errors import CidNotFound, IpfsError
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -62,9 +62,20 @@ def test_pin_of_a_cid_nobody_has_fails_within_its_timeout(node_a):
         assert ALSO_MISSING_CID not in client.pin_ls()
 
 
+def start_stuck_cat(node, cid: str, timeout: float) -> threading.Thread:
+    """A cat that waits for content nobody has, in the background."""
+
+    def cat() -> None:
+        with pytest.raises(IpfsError):
+            node.client(retries=0).cat(cid, timeout=timeout)
+
+    thread = threading.Thread(target=cat, daemon=True)
+    thread.start()
+    return thread
+
+
 def test_node_keeps_serving_while_a_fetch_is_stuck(node_a):
-    stuck = threading.Thread(target=lambda: pytest.raises(CidNotFound, node_a.client().cat, MISSING_CID, timeout=5))
-    stuck.start()
+    stuck = start_stuck_cat(node_a, MISSING_CID, timeout=3)
     time.sleep(0.5)
     with node_a.client(timeout=5) as client:
         started = time.monotonic()
@@ -89,8 +100,7 @@ def test_restart_keeps_pins_and_content(spawn):
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_signal_stops_the_daemon_cleanly_even_with_a_fetch_stuck(spawn, sig):
     node = spawn(f"stopped-{sig.name}")
-    stuck = threading.Thread(target=lambda: pytest.raises(Exception, node.client(retries=0).cat, MISSING_CID, timeout=30), daemon=True)
-    stuck.start()
+    start_stuck_cat(node, MISSING_CID, timeout=30)
     time.sleep(0.5)
     started = time.monotonic()
     assert node.stop(sig) == 0

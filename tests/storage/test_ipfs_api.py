@@ -6,6 +6,7 @@ import threading
 import pytest
 import requests
 
+from bmoe_py.storage.cid import cid_of_bytes
 from bmoe_py.storage.client import IpfsClient
 from bmoe_py.storage.errors import InvalidCid, IpfsUnavailable
 
@@ -21,6 +22,26 @@ def test_add_answers_name_hash_and_size_as_kubo(node_a):
     answer = post(node_a, "add", files={"file": ("hello.txt", b"hello world\n")})
     assert answer.status_code == 200
     assert answer.json() == {"Name": "hello.txt", "Hash": "QmT78zSuBmuS4z925WZfrqQ1qHaJ56DQaTfyMUF7F8ff5o", "Size": "20"}
+
+
+def test_add_accepts_a_chunked_multipart_upload(node_a):
+    # Streaming clients send chunked bodies; chunk edges fall anywhere, also inside the boundary.
+    data = random.Random(32).randbytes(600_000)
+    body = (
+        b'--xyz\r\nContent-Disposition: form-data; name="file"; filename="w.bin"\r\n'
+        b"Content-Type: application/octet-stream\r\n\r\n" + data + b"\r\n--xyz--\r\n"
+    )
+    rng = random.Random(33)
+    cuts = sorted(set(rng.sample(range(1, len(body)), 500)) | {len(body) - 9, len(body) - 3})
+    pieces = [body[i:j] for i, j in zip([0, *cuts], [*cuts, len(body)])]
+    answer = post(node_a, "add", data=iter(pieces), headers={"Content-Type": "multipart/form-data; boundary=xyz"})
+    assert answer.json()["Hash"] == cid_of_bytes(data)
+
+
+def test_add_refuses_import_options_the_engine_cannot_honour(node_a):
+    answer = post(node_a, "add", params={"cid-version": "1"}, files={"file": ("x", b"x")})
+    assert answer.status_code == 400
+    assert "cid-version" in answer.json()["Message"]
 
 
 def test_cat_streams_the_bytes_with_their_length(node_a):
