@@ -338,6 +338,14 @@ def _check(load) -> str:
 # ------------------------------------------------------------------------------------------------ output
 
 
+def _duration_text(seconds: int) -> str:
+    """86400 -> `1d`, 5400 -> `90m`, 45 -> `45s`: the largest unit that divides the duration."""
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds and seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
 def _eth(wei: int) -> str:
     return f"{wei / 10**18:g} ETH"
 
@@ -374,7 +382,7 @@ def _print_published(published) -> None:
     print(f"model {published.model_id} on chain {published.chain_id} {action}, owner {published.owner}")
     params = published.params
     print(
-        f"  ExactInt8, challenge window {params.challenge_window}s, min node stake {_eth(params.min_node_stake)}, "
+        f"  ExactInt8, challenge window {_duration_text(params.challenge_window)}, min node stake {_eth(params.min_node_stake)}, "
         f"min validator stake {_eth(params.min_validator_stake)}"
     )
     print(f"  gate  {published.gate_cid}  root 0x{published.gate_root.hex()}")
@@ -391,7 +399,7 @@ def _model_json(chain_id: int, model, checks: dict[str, str]) -> dict[str, Any]:
         "chain_id": chain_id,
         "model_id": model.model_id,
         "owner": model.owner,
-        "mode": model.mode.name,
+        "mode": model.mode.label,
         "expert_count": model.expert_count,
         "tolerance": model.tolerance,
         "challenge_window": model.challenge_window,
@@ -418,7 +426,7 @@ def _print_model(chain_id: int, model, checks: dict[str, str]) -> None:
     print(f"model {model.model_id} on chain {chain_id}, owner {model.owner}")
     tolerance = f", tolerance {model.tolerance / 1e6:g}" if model.tolerance else ""
     print(
-        f"  {model.mode.name}{tolerance}, {model.expert_count} experts, challenge window {model.challenge_window}s, "
+        f"  {model.mode.label}{tolerance}, {model.expert_count} experts, challenge window {_duration_text(model.challenge_window)}, "
         f"min node stake {_eth(model.min_node_stake)}, min validator stake {_eth(model.min_validator_stake)}"
     )
     gate_check = f"  [{checks['gate']}]" if "gate" in checks else ""

@@ -24,6 +24,11 @@ class Mode(IntEnum):
     EXACT_INT8 = 0
     FLOAT = 1
 
+    @property
+    def label(self) -> str:
+        """The Solidity name: `ExactInt8` or `Float`."""
+        return "ExactInt8" if self is Mode.EXACT_INT8 else "Float"
+
 
 @dataclass(frozen=True)
 class LayerSpec:

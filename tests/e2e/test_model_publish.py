@@ -241,9 +241,24 @@ def test_show_prints_the_model_its_experts_and_their_cids(network, chain, ipfs, 
     shown = bmoe(network, "model", "show", str(published.model_id))
     assert shown.returncode == 0, shown.stderr
     assert f"model {published.model_id} on chain {chain.chain_id}, owner {chain.address}" in shown.stdout
+    assert "  ExactInt8, 3 experts, challenge window 1d, min node stake 1 ETH, min validator stake 0.5 ETH" in shown.stdout
     assert f"gate  {published.gate_cid}  root 0x{files.gate.root.hex()}" in shown.stdout
     for expert in published.experts:
         assert f"{expert.weights_cid}  0x{expert.weights_root.hex()}  8->16" in shown.stdout
+
+
+def test_show_lists_the_hosts_of_each_expert(network, chain, ipfs, files, accounts):
+    from brownie import ExpertRegistry, Staking
+
+    published = publish_model(chain, ipfs, files)
+    node = accounts[3]
+    Staking.at(network.manifest.address("Staking")).deposit({"from": node, "value": ETHER})
+    ExpertRegistry.at(network.manifest.address("ExpertRegistry")).registerHost(
+        published.model_id, 1, "http://10.0.0.7:9000", {"from": node}
+    )
+    shown = bmoe(network, "model", "show", str(published.model_id), "--json")
+    hosts = [e["hosts"] for e in json.loads(shown.stdout)["experts"]]
+    assert hosts == [[], [{"address": node.address, "endpoint": "http://10.0.0.7:9000", "active": True}], []]
 
 
 def test_show_verify_downloads_and_accepts_every_file_of_an_honest_model(network, chain, ipfs, files):
@@ -301,7 +316,7 @@ def test_publish_trains_quantises_and_registers_a_model_that_show_verify_accepts
     shown = bmoe(network, "model", "show", str(report["model_id"]), "--verify", "--json")
     assert shown.returncode == 0, shown.stderr
     model = json.loads(shown.stdout)
-    assert (model["owner"], model["mode"], model["challenge_window"]) == (chain.address, "EXACT_INT8", 12 * 3600)
+    assert (model["owner"], model["mode"], model["challenge_window"]) == (chain.address, "ExactInt8", 12 * 3600)
     assert model["gate"] == {**report["gate"], "check": "ok"}
     assert [(e["cid"], e["root"], e["layers"], e["check"]) for e in model["experts"]] == [
         (e["cid"], e["root"], e["layers"], "ok") for e in report["experts"]
