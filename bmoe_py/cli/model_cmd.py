@@ -28,8 +28,8 @@ gate bundle and one safetensors file per expert to the IPFS node at --ipfs, then
 root, layer shapes) in the ExpertRegistry of the deployment recorded for the chain at --rpc.
 
 Nothing is registered unless every file is pinned and the key's balance covers the gas. If a
-transaction fails half-way, the error names the model id: run again with --resume MODEL_ID (and the
-same checkpoint) to publish the remaining experts.
+transaction fails half-way, the error names the model id: run again with --resume MODEL_ID and the
+same model (--checkpoint; keep one with --save-checkpoint) to publish the remaining experts.
 
 The key is read from the environment variable --key-env (default BMOE_PRIVATE_KEY, 0x-prefixed hex)
 or from an encrypted JSON --keystore (password from BMOE_KEYSTORE_PASSWORD or a prompt)."""
@@ -68,6 +68,10 @@ def register(subparsers: argparse._SubParsersAction, name: str, summary: str) ->
     publish.add_argument(
         "--checkpoint", type=Path, metavar="PATH", help="publish this checkpoint (from `bmoe model train`) instead of training"
     )
+    publish.add_argument(
+        "--save-checkpoint", type=Path, metavar="PATH",
+        help="also save the trained model here, before publishing (what --resume needs after a failure)",
+    )  # fmt: skip
     _chain_options(publish)
     _key_options(publish)
     _ipfs_option(publish)
@@ -270,9 +274,11 @@ def _publish(args: argparse.Namespace) -> int:
     try:
         key = _private_key(args)
         chain = _connect(args, key)  # before training: a missing deployment should not cost minutes
-        from bmoe_py.publisher.prepare import model_files, prepare  # imports torch
+        from bmoe_py.publisher.prepare import model_files, prepare, save_checkpoint  # imports torch
 
         prepared = prepare(_options(args), args.checkpoint)
+        if args.save_checkpoint:
+            save_checkpoint(prepared.model, args.save_checkpoint)
         files = model_files(prepared.model, prepared.exact.experts)
         params = PublishParams(
             challenge_window=args.challenge_window,

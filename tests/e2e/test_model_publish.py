@@ -307,8 +307,11 @@ def test_publish_without_a_key_says_where_to_put_one(network):
 TINY = ("--dataset", "digits", "--epochs", "1", "--experts", "3", "--k", "1", "--d-model", "16", "--d-hidden", "32")
 
 
-def test_publish_trains_quantises_and_registers_a_model_that_show_verify_accepts(network, chain, ipfs):
-    published = bmoe(network, "model", "publish", *TINY, "--challenge-window", "12h", "--json")
+def test_publish_trains_quantises_and_registers_a_model_that_show_verify_accepts(network, chain, ipfs, tmp_path):
+    checkpoint = tmp_path / "published.safetensors"
+    published = bmoe(
+        network, "model", "publish", *TINY, "--challenge-window", "12h", "--save-checkpoint", str(checkpoint), "--json"
+    )
     assert published.returncode == 0, published.stderr
     report = json.loads(published.stdout)
     assert 0 <= report["exact_accuracy"] <= 1 and len(report["experts"]) == 3
@@ -325,6 +328,7 @@ def test_publish_trains_quantises_and_registers_a_model_that_show_verify_accepts
 
     loaded = load_expert_from_chain(chain, ipfs, report["model_id"], 1)
     assert loaded.record.weights_cid == report["experts"][1]["cid"]
+    assert checkpoint.stat().st_size > 0
 
 
 def test_a_trained_checkpoint_publishes_as_the_files_it_quantises_to(network, tmp_path):
