@@ -59,7 +59,7 @@ gas: toolchain
 	$(BIN)/python scripts/gas_report.py
 
 demo: toolchain
-	$(BIN)/bmoe demo
+	$(BIN)/python tools/demo.py
 
 clean:
 	rm -rf build reports .hypothesis
