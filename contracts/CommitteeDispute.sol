@@ -31,8 +31,11 @@ contract CommitteeDispute is ICommitteeDispute, ReentrancyGuard {
     /// validator is equally likely to be examined.
     uint256 public constant MAX_SCAN = 256;
 
+    /// @notice The ledger whose commitments are challenged (and invalidated on fraud).
     IResultLedger public immutable ledger;
+    /// @notice The registry holding each model's mode and minValidatorStake.
     IExpertRegistry public immutable registry;
+    /// @notice The staking contract: the validator set, locks and slashes; the only sender of ETH to `receive`.
     IStaking public immutable staking;
 
     /// @inheritdoc ICommitteeDispute
@@ -65,6 +68,15 @@ contract CommitteeDispute is ICommitteeDispute, ReentrancyGuard {
     mapping(bytes32 commitmentId => mapping(bytes32 leaf => uint256 disputeId)) private _leafDispute;
     mapping(address account => uint256) private _claimable;
 
+    /// @dev Deployed after the ledger; `Staking.setSlashers` and `ResultLedger.setDisputeModules` must then name this
+    /// contract (docs/protocol.md 1). Keep `committeeSize_` small (a handful): every member costs a lock and two
+    /// storage slots at the draw and an unlock (and perhaps a slash) at `finalize`.
+    /// @param bond_ the challenger's bond, in wei
+    /// @param committeeSize_ the most members a committee has
+    /// @param drawWindow_ seconds after a challenge during which the committee can be drawn
+    /// @param commitWindow_ seconds after the draw during which members commit their votes
+    /// @param revealWindow_ seconds after the commit deadline during which members reveal
+    /// @param nonRevealPenalty_ wei slashed (and burned) from each member that does not reveal
     constructor(
         IResultLedger ledger_,
         IExpertRegistry registry_,
@@ -172,6 +184,7 @@ contract CommitteeDispute is ICommitteeDispute, ReentrancyGuard {
     }
 
     /// @inheritdoc ICommitteeDispute
+    /// @dev A zero commitment counts as none (it can be replaced, and never revealed).
     function commitVote(uint256 disputeId, bytes32 commitment) external {
         Dispute storage d = _existing(disputeId);
         if (d.phase != Phase.Voting) revert WrongPhase(disputeId, d.phase);
@@ -278,7 +291,7 @@ contract CommitteeDispute is ICommitteeDispute, ReentrancyGuard {
 
     /// @inheritdoc ICommitteeDispute
     function dispute(uint256 disputeId) external view returns (Dispute memory) {
-        return _disputes[disputeId];
+        return _existing(disputeId);
     }
 
     /// @inheritdoc ICommitteeDispute
