@@ -31,8 +31,11 @@ contract CommitteeDispute is ICommitteeDispute, ReentrancyGuard {
     /// validator is equally likely to be examined.
     uint256 public constant MAX_SCAN = 256;
 
+    /// @notice The ledger whose commitments are challenged (and invalidated on fraud).
     IResultLedger public immutable ledger;
+    /// @notice The registry holding each model's mode and minValidatorStake.
     IExpertRegistry public immutable registry;
+    /// @notice The staking contract: the validator set, locks and slashes; the only sender of ETH to `receive`.
     IStaking public immutable staking;
 
     /// @inheritdoc ICommitteeDispute
@@ -61,10 +64,19 @@ contract CommitteeDispute is ICommitteeDispute, ReentrancyGuard {
     mapping(uint256 disputeId => Dispute) private _disputes;
     mapping(uint256 disputeId => address[]) private _members;
     mapping(uint256 disputeId => mapping(address member => Ballot)) private _ballots;
-    /// @dev One dispute per token leaf of a commitment: a second challenge of the same leaf would only re-run it.
-    mapping(bytes32 commitmentId => mapping(bytes32 leaf => bool)) private _leafChallenged;
+    /// @dev The latest dispute on each challenged leaf; see `_isUnderChallenge`.
+    mapping(bytes32 commitmentId => mapping(bytes32 leaf => uint256 disputeId)) private _leafDispute;
     mapping(address account => uint256) private _claimable;
 
+    /// @dev Deployed after the ledger; `Staking.setSlashers` and `ResultLedger.setDisputeModules` must then name this
+    /// contract (docs/protocol.md 1). Keep `committeeSize_` small (a handful): every member costs a lock and two
+    /// storage slots at the draw and an unlock (and perhaps a slash) at `finalize`.
+    /// @param bond_ the challenger's bond, in wei
+    /// @param committeeSize_ the most members a committee has
+    /// @param drawWindow_ seconds after a challenge during which the committee can be drawn
+    /// @param commitWindow_ seconds after the draw during which members commit their votes
+    /// @param revealWindow_ seconds after the commit deadline during which members reveal
+    /// @param nonRevealPenalty_ wei slashed (and burned) from each member that does not reveal
     constructor(
         IResultLedger ledger_,
         IExpertRegistry registry_,
@@ -101,23 +113,22 @@ contract CommitteeDispute is ICommitteeDispute, ReentrancyGuard {
         bytes32[] calldata proof
     ) external payable returns (uint256 disputeId) {
         if (msg.value != bond) revert WrongBond(msg.value, bond);
-        bytes32 commitmentId = keccak256(abi.encode(commitment));
-        bytes32 leafHash = keccak256(bytes.concat(keccak256(abi.encode(leaf))));
+        uint256 modelId = ledger.task(commitment.taskId).modelId;
+        if (registry.model(modelId).mode != IExpertRegistry.Mode.Float) revert NotFloatModel(modelId);
         if (
-            leaf.node != commitment.node || leaf.expertIndex != commitment.expertIndex
+            leaf.node != commitment.node || leaf.modelId != modelId || leaf.expertIndex != commitment.expertIndex
                 || leaf.expertVersion != commitment.expertVersion
         ) revert LeafMismatch();
+
+        bytes32 commitmentId = keccak256(abi.encode(commitment));
+        bytes32 leafHash = keccak256(bytes.concat(keccak256(abi.encode(leaf))));
         if (!MerkleProof.verifyCalldata(proof, commitment.root, leafHash)) revert InvalidLeafProof();
-        if (_leafChallenged[commitmentId][leafHash]) revert LeafAlreadyChallenged(commitmentId, leafHash);
+        if (_isUnderChallenge(_leafDispute[commitmentId][leafHash])) {
+            revert LeafAlreadyChallenged(commitmentId, leafHash);
+        }
 
-        // The ledger checks that the commitment is Posted and inside its challenge window, blocks its
-        // finalisation and tells us the task's model. Its checks and ours revert together.
-        uint256 modelId = ledger.openDispute(commitment);
-        if (leaf.modelId != modelId) revert LeafMismatch();
-        if (registry.model(modelId).mode != IExpertRegistry.Mode.Float) revert NotFloatModel(modelId);
-
-        _leafChallenged[commitmentId][leafHash] = true;
         disputeId = ++_disputeCount;
+        _leafDispute[commitmentId][leafHash] = disputeId;
         Dispute storage d = _disputes[disputeId];
         d.commitmentId = commitmentId;
         d.challenger = msg.sender;
@@ -129,6 +140,9 @@ contract CommitteeDispute is ICommitteeDispute, ReentrancyGuard {
         d.phase = Phase.AwaitingDraw;
         emit Challenged(disputeId, commitmentId, msg.sender, commitment.node, leafHash);
 
+        // The ledger checks that the commitment is Posted and inside its challenge window, and blocks its
+        // finalisation until `finalize` closes the dispute.
+        ledger.openDispute(commitment);
         staking.lock(commitment.node);
     }
 
@@ -170,6 +184,7 @@ contract CommitteeDispute is ICommitteeDispute, ReentrancyGuard {
     }
 
     /// @inheritdoc ICommitteeDispute
+    /// @dev A zero commitment counts as none (it can be replaced, and never revealed).
     function commitVote(uint256 disputeId, bytes32 commitment) external {
         Dispute storage d = _existing(disputeId);
         if (d.phase != Phase.Voting) revert WrongPhase(disputeId, d.phase);
@@ -231,7 +246,8 @@ contract CommitteeDispute is ICommitteeDispute, ReentrancyGuard {
         uint256 burned;
         if (outcome == Outcome.Fraud) {
             // Staking sends the slashed ETH to this contract before `slash` returns.
-            slashed = staking.slash(d.node, staking.slashableOf(d.node));
+            // Asking for everything takes all there is (active, then unbonding stake).
+            slashed = staking.slash(d.node, type(uint256).max);
             uint256 voterPool = slashed / 4;
             uint256 paidToVoters = _payMajority(disputeId, true, voterPool, d.fraudStake);
             uint256 challengerShare = slashed / 2;
@@ -275,7 +291,7 @@ contract CommitteeDispute is ICommitteeDispute, ReentrancyGuard {
 
     /// @inheritdoc ICommitteeDispute
     function dispute(uint256 disputeId) external view returns (Dispute memory) {
-        return _disputes[disputeId];
+        return _existing(disputeId);
     }
 
     /// @inheritdoc ICommitteeDispute
@@ -292,9 +308,9 @@ contract CommitteeDispute is ICommitteeDispute, ReentrancyGuard {
         return _ballots[disputeId][member];
     }
 
-    /// @notice Whether a token leaf of a commitment has been challenged here.
-    function leafChallenged(bytes32 commitmentId, bytes32 leaf) external view returns (bool) {
-        return _leafChallenged[commitmentId][leaf];
+    /// @notice The latest dispute opened here on a token leaf of a commitment (0: none).
+    function leafDispute(bytes32 commitmentId, bytes32 leaf) external view returns (uint256) {
+        return _leafDispute[commitmentId][leaf];
     }
 
     /// @inheritdoc ICommitteeDispute
@@ -308,6 +324,14 @@ contract CommitteeDispute is ICommitteeDispute, ReentrancyGuard {
     }
 
     // ------------------------------------------------------------------------------------------------ internals
+
+    /// @dev A leaf stays closed to new challenges while its dispute runs and once a committee reached a verdict on it
+    /// (Fraud invalidates the commitment anyway; Honest was decided by stake). An Undecided dispute (a tie, no
+    /// reveal, no draw) settled nothing, so the leaf is open again, to anyone, with a new bond: otherwise a challenge
+    /// that goes nowhere (perhaps by the node itself) would shield the leaf from everyone else.
+    function _isUnderChallenge(uint256 disputeId) private view returns (bool) {
+        return disputeId != 0 && _disputes[disputeId].outcome != Outcome.Undecided;
+    }
 
     function _existing(uint256 disputeId) private view returns (Dispute storage d) {
         d = _disputes[disputeId];

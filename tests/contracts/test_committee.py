@@ -118,18 +118,18 @@ def _register_model(registry, owner, mode: int) -> int:
 
 
 @pytest.fixture(scope="module")
-def suite(accounts, Staking, ExpertRegistry, ResultLedger, CommitteeDispute) -> Suite:
+def suite(accounts, Staking, ExpertRegistry, ResultLedger, FraudProof, CommitteeDispute) -> Suite:
     deployer, publisher, node, challenger = accounts[:4]
     validators, understaked = list(accounts[4:7]), accounts[7]
     tx = {"from": deployer}
     staking = Staking.deploy(UNBONDING_DELAY, tx)
     registry = ExpertRegistry.deploy(staking, LONGEST_DISPUTE, tx)
     ledger = ResultLedger.deploy(registry, staking, tx)
-    fraud = None
+    fraud = FraudProof.deploy(ledger, registry, staking, FRAUD_BOND, RESPONSE_WINDOW, PROOF_WINDOW, tx)
     committee = CommitteeDispute.deploy(ledger, registry, staking, BOND, COMMITTEE_SIZE, DRAW_WINDOW,
                                         COMMIT_WINDOW, REVEAL_WINDOW, NON_REVEAL_PENALTY, tx)
-    staking.setSlashers([committee], tx)
-    ledger.setDisputeModules([committee], tx)
+    staking.setSlashers([fraud, committee], tx)
+    ledger.setDisputeModules([fraud, committee], tx)
 
     float_model = _register_model(registry, publisher, FLOAT)
     exact_model = _register_model(registry, publisher, EXACT)
@@ -246,12 +246,29 @@ def test_challenge_with_invalid_leaf_proof_reverts(suite):
                               {"from": s.challenger, "value": BOND})
 
 
-def test_challenging_a_leaf_twice_reverts(suite):
+def test_challenging_a_leaf_under_dispute_reverts(suite):
     s = suite
     _challenge(s, leaf=2)
-    leaf_hash = s.posted.leaves[2].hash()
-    with reverts_with("LeafAlreadyChallenged(bytes32,bytes32)", s.posted.id, leaf_hash):
+    with reverts_with("LeafAlreadyChallenged(bytes32,bytes32)", s.posted.id, s.posted.leaves[2].hash()):
         _challenge(s, leaf=2)
+
+
+def test_leaf_judged_honest_cannot_be_challenged_again(suite):
+    s = suite
+    dispute_id = _drawn(s)
+    _vote(s, dispute_id, {v: False for v in s.validators})
+    _finalize(s, dispute_id)
+    with reverts_with("LeafAlreadyChallenged(bytes32,bytes32)", s.posted.id, s.posted.leaves[0].hash()):
+        _challenge(s, leaf=0)
+
+
+def test_leaf_of_undecided_dispute_can_be_challenged_again(suite):
+    s = suite
+    dispute_id = _challenge(s, leaf=0)
+    chain.sleep(DRAW_WINDOW + 1)
+    s.committee.finalize(dispute_id, {"from": s.deployer})  # nobody drew a committee: undecided
+    assert _challenge(s, leaf=0) == dispute_id + 1
+    assert s.committee.leafDispute(s.posted.id, s.posted.leaves[0].hash()) == dispute_id + 1
 
 
 def test_two_leaves_of_one_commitment_can_be_disputed_at_once(suite):
