@@ -62,7 +62,7 @@ def main() -> int:
     parser.add_argument("--chain-port", type=int, default=8545)
     parser.add_argument("--ipfs-port", type=int, default=5001)
     parser.add_argument("--dataset", choices=("mnist1d", "digits"), default="mnist1d")
-    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--epochs", type=int, default=12)
     args = parser.parse_args()
 
     STATE.mkdir(exist_ok=True)
