@@ -28,8 +28,10 @@ $(VENV)/.installed: pyproject.toml $(BIN)/python
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $@
 
+# `npm install` honours the committed lock; `npm ci` refuses it because the registry lacks some of
+# anvil's optional platform packages, which the lock therefore omits.
 node_modules/.installed: package.json package-lock.json
-	npm ci --no-audit --no-fund
+	npm install --no-audit --no-fund
 	touch $@
 
 $(VENV)/.solc: $(VENV)/.installed node_modules/.installed tools/install_solc.py tools/solc-js-native.js

@@ -38,6 +38,7 @@ contract ExpertRegistry is IExpertRegistry {
         mapping(address node => string) endpoints;
     }
 
+    /// @notice The stake that qualifies hosts (`minNodeStake` of each model).
     IStaking public immutable staking;
     /// @inheritdoc IExpertRegistry
     uint64 public immutable longestDispute;

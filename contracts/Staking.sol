@@ -1,16 +1,15 @@
 // SPDX-License-Identifier: MIT
 pragma solidity 0.8.28;
 
-import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
+import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol";
 import {IStaking} from "../interfaces/IStaking.sol";
 
 /// @title Staking
 /// @notice Holds the stake of edge nodes and validators. Stake is either active (backs hosting and committee
 /// duty) or unbonding (waits `unbondingDelay` seconds, stays slashable). The dispute modules wired once by the
 /// deployer ("slashers") may lock an account for the length of a dispute and slash it.
-/// @dev The reentrancy guard uses transient storage (EIP-1153, cancun): it costs a few hundred gas instead of
-/// two cold SSTOREs, and withdraw/slash are the only functions that send ETH.
-contract Staking is IStaking, ReentrancyGuardTransient {
+/// @dev ETH leaves only in `withdraw` and `slash`; both follow checks-effects-interactions and are nonReentrant.
+contract Staking is IStaking, ReentrancyGuard {
     struct Account {
         uint256 active;
         uint256 unbonding;

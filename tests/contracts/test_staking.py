@@ -4,12 +4,14 @@ Gas price is zero on the test chain, so ETH balances move by exactly the amounts
 import brownie
 import pytest
 from brownie import Staking, chain
+from brownie.test import given
+from hypothesis import settings
+from hypothesis import strategies as st
 
 from helpers import reverts_with
 
 DELAY = 7 * 24 * 3600
 ETH = 10**18
-ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
 
 
 @pytest.fixture(scope="module")
@@ -367,3 +369,120 @@ def test_slashed_unbonding_stake_leaves_less_to_withdraw(staking, staked_alice, 
     before = staked_alice.balance()
     staking.withdraw({"from": staked_alice})
     assert staked_alice.balance() == before + 2 * ETH
+
+
+# ---------------------------------------------------------------- contract counterparties
+
+
+ACCEPT, REFUSE, REENTER = 0, 1, 2  # StakerContract.OnReceive
+
+
+@pytest.fixture
+def contract_staker(staking, deployer, StakerContract):
+    """A contract that has staked 1 ETH, asked to unbond all of it, and waited out the delay."""
+    staker = StakerContract.deploy(staking, {"from": deployer})
+    staker.deposit({"from": deployer, "value": ETH})
+    staker.requestUnbond(ETH, {"from": deployer})
+    sleep_until(staking.unbondingOf(staker)[1])
+    return staker
+
+
+def test_withdraw_to_a_contract_sends_it_the_eth(staking, contract_staker, deployer):
+    contract_staker.withdraw({"from": deployer})
+    assert contract_staker.balance() == ETH
+    assert staking.balance() == 0
+
+
+def test_withdraw_to_an_account_that_refuses_eth_reverts(staking, contract_staker, deployer):
+    contract_staker.setOnReceive(REFUSE, {"from": deployer})
+    with reverts_with("TransferFailed()"):
+        contract_staker.withdraw({"from": deployer})
+    assert staking.unbondingOf(contract_staker)[0] == ETH
+
+
+def test_withdraw_cannot_be_reentered(staking, contract_staker, deployer, alice):
+    # Other stakers' ETH sits in the contract: a second withdrawal from inside the first must not reach it.
+    staking.deposit({"from": alice, "value": 5 * ETH})
+    contract_staker.setOnReceive(REENTER, {"from": deployer})
+    with reverts_with("TransferFailed()"):
+        contract_staker.withdraw({"from": deployer})
+    assert staking.balance() == 6 * ETH
+
+
+def test_slash_by_a_slasher_that_refuses_eth_reverts(deployer, alice, StakerContract):
+    fresh = Staking.deploy(DELAY, {"from": deployer})
+    refusing_slasher = StakerContract.deploy(fresh, {"from": deployer})
+    refusing_slasher.setOnReceive(REFUSE, {"from": deployer})
+    fresh.setSlashers([refusing_slasher], {"from": deployer})
+    fresh.deposit({"from": alice, "value": ETH})
+    with reverts_with("TransferFailed()"):
+        refusing_slasher.slash(alice, ETH, {"from": deployer})
+    assert fresh.stakeOf(alice) == ETH
+
+
+# ---------------------------------------------------------------- invariant
+
+
+OPERATIONS = st.lists(
+    st.tuples(
+        st.sampled_from(["deposit", "unbond", "wait", "withdraw", "slash"]),
+        st.sampled_from([0, 1]),
+        st.integers(min_value=1, max_value=3 * ETH),
+    ),
+    min_size=5,
+    max_size=20,
+)
+
+
+@given(operations=OPERATIONS)
+@settings(max_examples=12)
+def test_contract_always_holds_exactly_the_recorded_stakes(staking, alice, bob, slasher, operations):
+    """Random deposits, unbonds, waits, withdrawals and slashes by two stakers: every stake follows the rules
+    above and the contract's ETH balance equals the sum of all active and unbonding stake."""
+    stakers = [alice, bob]
+    for s in stakers:
+        staking.deposit({"from": s, "value": 3 * ETH})
+    active = {s: 3 * ETH for s in stakers}
+    unbonding = {s: 0 for s in stakers}
+    for op, index, amount in operations:
+        who = stakers[index]
+        if op == "deposit":
+            staking.deposit({"from": who, "value": amount})
+            active[who] += amount
+        elif op == "unbond" and active[who] == 0:
+            with reverts_with("InsufficientStake(uint256,uint256)", 0, amount):
+                staking.requestUnbond(amount, {"from": who})
+        elif op == "unbond":
+            # Drawn amounts rarely fit under the active stake; scale them into it so unbonding really happens.
+            amount = 1 + amount % active[who]
+            staking.requestUnbond(amount, {"from": who})
+            active[who] -= amount
+            unbonding[who] += amount
+        elif op == "wait":
+            chain.sleep(DELAY // 2 + 60)
+            chain.mine()
+        elif op == "withdraw":
+            _, ready_at = staking.unbondingOf(who)
+            if unbonding[who] == 0:
+                with reverts_with("NothingToWithdraw()"):
+                    staking.withdraw({"from": who})
+            elif chain.time() + 10 < ready_at:
+                with reverts_with("UnbondingNotDue(uint256)", ready_at):
+                    staking.withdraw({"from": who})
+            elif chain.time() >= ready_at + 10:
+                # (Within seconds of readyAt the next block's timestamp is not known well enough to predict.)
+                before = who.balance()
+                staking.withdraw({"from": who})
+                assert who.balance() == before + unbonding[who]
+                unbonding[who] = 0
+        elif op == "slash":
+            from_active = min(amount, active[who])
+            from_unbonding = min(amount - from_active, unbonding[who])
+            assert staking.slash(who, amount, {"from": slasher}).return_value == from_active + from_unbonding
+            active[who] -= from_active
+            unbonding[who] -= from_unbonding
+
+        for s in stakers:
+            assert staking.stakeOf(s) == active[s]
+            assert staking.unbondingOf(s)[0] == unbonding[s]
+        assert staking.balance() == sum(active.values()) + sum(unbonding.values())
