@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 __all__ = [
+    "BlockRunner",
     "Expert",
     "ExpertRunner",
     "MoEBlock",
@@ -32,7 +33,9 @@ __all__ = [
     "load_balancing_loss",
 ]
 
-# (layer index, {expert index: float tokens [n, d_model]}) -> {expert index: float outputs [n, d_model]}
+# {expert index: float tokens [n, d_model]} -> {expert index: float outputs [n, d_model]}, for one MoE block
+BlockRunner = Callable[[dict[int, torch.Tensor]], dict[int, torch.Tensor]]
+# the same for a whole model: (MoE layer index, batches) -> outputs
 ExpertRunner = Callable[[int, dict[int, torch.Tensor]], dict[int, torch.Tensor]]
 
 
@@ -178,9 +181,7 @@ class MoEBlock(nn.Module):
     def run_local(self, batches: dict[int, torch.Tensor]) -> dict[int, torch.Tensor]:
         return {e: self.experts[e](x) for e, x in batches.items()}
 
-    def forward(
-        self, h: torch.Tensor, runner: Callable[[dict[int, torch.Tensor]], dict[int, torch.Tensor]] | None = None
-    ) -> tuple[torch.Tensor, Routing]:
+    def forward(self, h: torch.Tensor, runner: BlockRunner | None = None) -> tuple[torch.Tensor, Routing]:
         x = self.norm(h)
         routing = self.gate(x)
         groups = routing.groups()

@@ -52,6 +52,8 @@ __all__ = [
     "encode_float_expert",
     "encode_gate",
     "encode_safetensors",
+    "float_expert_root",
+    "gate_root",
     "load_checkpoint",
     "load_exact_expert",
     "load_float_expert",
@@ -218,7 +220,12 @@ def load_exact_expert(
     expected_sha256: bytes | str | None = None,
     verify: Verify | None = None,
 ) -> list[IntLayer]:
-    """The layers of an expert file, after every check asked for; raises WeightsError / IntegrityError."""
+    """The layers of an expert file, after every check asked for; raises WeightsError / IntegrityError.
+
+    The weights root covers weights and biases only: the requantisation (M, s, relu) is registered beside it, so a
+    caller that checks the root but not the bytes (sha256 / CID) must compare the layers' requantisation with the
+    registry's `Layer` records.
+    """
     tensors, metadata = _decode(data, EXPERT_FORMAT, expected_sha256, verify)
     requant = metadata.get("layers")
     if not isinstance(requant, list) or not 1 <= len(requant) <= MAX_LAYERS:

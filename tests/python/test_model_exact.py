@@ -6,6 +6,7 @@ from bmoe_py.model.data import load_digits
 from bmoe_py.model.exact import ExactMoE
 from bmoe_py.model.moe import MoEConfig, MoEModel
 from bmoe_py.model.train import TrainConfig, accuracy, train, train_model
+from torch_threads import one_torch_thread  # noqa: F401  (autouse: torch on one thread)
 
 
 @pytest.fixture(scope="module")

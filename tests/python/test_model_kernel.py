@@ -6,6 +6,7 @@ import torch
 from bmoe_py.model import int8_ref
 from bmoe_py.model.int8_ref import MAX_MULTIPLIER, MAX_ROW_LENGTH, MAX_SHIFT, IntLayer
 from bmoe_py.model.kernel import ExactExpertKernel, requantize
+from torch_threads import one_torch_thread  # noqa: F401  (autouse: torch on one thread)
 
 DEVICES = [
     "cpu",

@@ -3,6 +3,7 @@ import pytest
 import torch
 
 from bmoe_py.model.moe import MoEConfig, MoEModel, TopKGate, load_balancing_loss
+from torch_threads import one_torch_thread  # noqa: F401  (autouse: torch on one thread)
 
 
 def config(**overrides):

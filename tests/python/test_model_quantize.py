@@ -9,6 +9,7 @@ from bmoe_py.model import int8_ref
 from bmoe_py.model.int8_ref import MAX_MULTIPLIER, MAX_SHIFT
 from bmoe_py.model.moe import Expert
 from bmoe_py.model.quantize import calibrate_scale, choose_multiplier, quantize_expert, quantize_weight
+from torch_threads import one_torch_thread  # noqa: F401  (autouse: torch on one thread)
 
 
 @pytest.mark.parametrize("real", [1e-9, 3.7e-5, 0.001234, 0.5, 0.999999, 1.0, 3.0, 12345.678])
