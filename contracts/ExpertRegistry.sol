@@ -22,8 +22,9 @@ contract ExpertRegistry is IExpertRegistry {
         Layer[] layers;
     }
 
-    /// @dev One storage slot per host so that `isActiveHost`, called on every window commitment, costs a
-    /// single storage read. `minStake` copies the model's minNodeStake, which never changes after registration.
+    /// @dev One storage slot per host so that `isActiveHost` costs a single storage read, and `commitEligibility`,
+    /// called on every window commitment, two (this and `Expert.latestVersion`). `minStake` copies the model's
+    /// minNodeStake, which never changes after registration.
     struct HostRecord {
         /// @dev Position in `Expert.hosts` plus one; zero means "not a host".
         uint128 position;
@@ -221,8 +222,21 @@ contract ExpertRegistry is IExpertRegistry {
 
     /// @inheritdoc IExpertRegistry
     function isActiveHost(uint256 modelId, uint32 expertIndex, address node) external view returns (bool) {
-        HostRecord memory record = _experts[modelId][expertIndex].hostRecords[node];
-        return record.position != 0 && staking.stakeOf(node) >= record.minStake;
+        return _isActiveHost(_experts[modelId][expertIndex], node);
+    }
+
+    /// @inheritdoc IExpertRegistry
+    /// @dev Reads neither the model nor the expert count: a host record exists only for a known expert with a
+    /// published version (`registerHost` checks both), so the host check covers them.
+    function commitEligibility(uint256 modelId, uint32 expertIndex, uint32 expertVersion, address node)
+        external
+        view
+        returns (Eligibility)
+    {
+        Expert storage e = _experts[modelId][expertIndex];
+        if (!_isActiveHost(e, node)) return Eligibility.NotActiveHost;
+        if (expertVersion == 0 || expertVersion > e.latestVersion) return Eligibility.UnknownVersion;
+        return Eligibility.Eligible;
     }
 
     // ---------------------------------------------------------------- internal
@@ -235,6 +249,11 @@ contract ExpertRegistry is IExpertRegistry {
     function _knownExpertModel(uint256 modelId, uint32 expertIndex) private view returns (Model storage m) {
         m = _knownModel(modelId);
         if (expertIndex >= m.expertCount) revert UnknownExpert(modelId, expertIndex);
+    }
+
+    function _isActiveHost(Expert storage e, address node) private view returns (bool) {
+        HostRecord memory record = e.hostRecords[node];
+        return record.position != 0 && staking.stakeOf(node) >= record.minStake;
     }
 
     function _version(uint256 modelId, uint32 expertIndex, uint32 version) private view returns (Version storage) {

@@ -19,6 +19,13 @@ interface IExpertRegistry {
         bool relu;
     }
 
+    /// @dev What `commitEligibility` finds, in the order it checks: hosting first, then the version.
+    enum Eligibility {
+        Eligible,
+        NotActiveHost,
+        UnknownVersion
+    }
+
     struct Model {
         address owner;
         Mode mode;
@@ -112,6 +119,15 @@ interface IExpertRegistry {
     function isHost(uint256 modelId, uint32 expertIndex, address node) external view returns (bool);
     /// @notice A host whose active stake still covers the model's minNodeStake (slashed or unbonded nodes are not).
     function isActiveHost(uint256 modelId, uint32 expertIndex, address node) external view returns (bool);
+    /// @notice Whether `node` may commit results of `expertVersion` of an expert: it must be an active host of the
+    /// expert (`isActiveHost`) and the version must be published (1 <= expertVersion <= latestVersion). Never reverts:
+    /// an unknown model or expert has no hosts, so it gives `NotActiveHost`.
+    /// @dev The ResultLedger's one registry call per window commitment; the status, rather than a bool, lets the
+    /// caller raise the matching error.
+    function commitEligibility(uint256 modelId, uint32 expertIndex, uint32 expertVersion, address node)
+        external
+        view
+        returns (Eligibility);
     /// @notice The longest dispute any dispute module can run, in seconds (fixed at deployment).
     function longestDispute() external view returns (uint64);
     function MAX_ROW_LENGTH() external view returns (uint32);

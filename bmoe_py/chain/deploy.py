@@ -93,20 +93,22 @@ class DeployParams:
 
 def _parser_for(name: str) -> Callable[[str], int]:
     if name.endswith(("_delay", "_window")):
-        return _parse_duration
+        return parse_duration
     if name.endswith(("_bond", "_penalty")):
-        return _parse_amount
+        return parse_amount
     return _parse_count
 
 
-def _parse_duration(raw: str) -> int:
+def parse_duration(raw: str) -> int:
+    """Seconds from `90`, `90s`, `30m`, `2h` or `7d`; ValueError otherwise."""
     match = _DURATION.match(raw)
     if not match:
         raise ValueError("expected seconds or a number with s/m/h/d, e.g. 90, 30m, 7d")
     return int(match.group(1)) * _DURATION_UNITS[match.group(2)]
 
 
-def _parse_amount(raw: str) -> int:
+def parse_amount(raw: str) -> int:
+    """Wei from `1000`, `1000 wei`, `5gwei` or `0.1ether` (exactly, no float rounding); ValueError otherwise."""
     match = _AMOUNT.match(raw)
     if not match:
         raise ValueError("expected wei or a number with wei/gwei/ether, e.g. 0.1ether")

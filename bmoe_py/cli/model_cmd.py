@@ -167,19 +167,19 @@ def _ipfs_option(parser: argparse.ArgumentParser) -> None:
 
 
 def _duration(text: str) -> int:
-    from bmoe_py.chain.deploy import _parse_duration
+    from bmoe_py.chain.deploy import parse_duration
 
     try:
-        return _parse_duration(text)
+        return parse_duration(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _amount(text: str) -> int:
-    from bmoe_py.chain.deploy import _parse_amount
+    from bmoe_py.chain.deploy import parse_amount
 
     try:
-        return _parse_amount(text)
+        return parse_amount(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 

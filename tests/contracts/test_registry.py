@@ -11,6 +11,7 @@ ETH = 10**18
 MIN_NODE_STAKE = 2 * ETH
 MIN_VALIDATOR_STAKE = ETH
 EXACT, FLOAT = 0, 1
+ELIGIBLE, NOT_ACTIVE_HOST, UNKNOWN_VERSION = 0, 1, 2  # IExpertRegistry.Eligibility
 ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
 ZERO_ROOT = "0x" + "00" * 32
 GATE_CID = "QmGateGateGateGateGateGateGateGateGateGateGate1"
@@ -536,3 +537,47 @@ def test_is_active_host_is_cheap(registry, hosted, staked_node):
     # transaction that is 21k base + ~1k calldata + 2.1k cold slot + 2.6k cold Staking account + 2.1k cold
     # slot there, about 30k; one more cold storage read would push it past 32k.
     assert registry.isActiveHost.estimate_gas(hosted, 0, staked_node) < 32_000
+
+
+# ---------------------------------------------------------------- commitEligibility
+
+
+def test_active_host_may_commit_the_published_version(registry, hosted, staked_node):
+    assert registry.commitEligibility(hosted, 0, 1, staked_node) == ELIGIBLE
+
+
+def test_active_host_may_commit_an_older_version(registry, owner, hosted, staked_node):
+    registry.publishExpert(hosted, 0, WEIGHTS_CID, WEIGHTS_ROOT, EXACT_LAYERS, {"from": owner})
+    assert registry.commitEligibility(hosted, 0, 1, staked_node) == ELIGIBLE
+    assert registry.commitEligibility(hosted, 0, 2, staked_node) == ELIGIBLE
+
+
+@pytest.mark.parametrize("version", [0, 2])
+def test_commit_of_an_unpublished_version_is_unknown_version(registry, hosted, staked_node, version):
+    assert registry.commitEligibility(hosted, 0, version, staked_node) == UNKNOWN_VERSION
+
+
+def test_commit_by_a_staked_non_host_is_not_active_host(registry, staking, published, node2):
+    staking.deposit({"from": node2, "value": MIN_NODE_STAKE})
+    assert registry.commitEligibility(published, 0, 1, node2) == NOT_ACTIVE_HOST
+
+
+def test_commit_by_a_host_below_minimum_stake_is_not_active_host(registry, staking, hosted, staked_node):
+    staking.requestUnbond(1, {"from": staked_node})
+    assert registry.commitEligibility(hosted, 0, 1, staked_node) == NOT_ACTIVE_HOST
+
+
+def test_commit_eligibility_checks_hosting_before_the_version(registry, published, node2):
+    assert registry.commitEligibility(published, 0, 2, node2) == NOT_ACTIVE_HOST
+
+
+def test_commit_eligibility_of_unknown_model_or_expert_is_not_active_host(registry, hosted, staked_node):
+    assert registry.commitEligibility(99, 0, 1, staked_node) == NOT_ACTIVE_HOST
+    assert registry.commitEligibility(hosted, 4, 1, staked_node) == NOT_ACTIVE_HOST
+
+
+def test_commit_eligibility_is_cheap(registry, hosted, staked_node):
+    # Called on every window commitment, so it may read two storage slots here (the host record and the latest
+    # version) and one in Staking: alone in a transaction, about 21k base + ~1k calldata + 2 x 2.1k cold slots
+    # + 2.6k cold Staking account + 2.1k cold slot there, about 32k; reading the model too would pass 34k.
+    assert registry.commitEligibility.estimate_gas(hosted, 0, 1, staked_node) < 34_000

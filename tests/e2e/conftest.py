@@ -1,10 +1,9 @@
 """A whole local network for end-to-end tests: the contract suite deployed on brownie's anvil, its manifest in a
 temporary `deployments/` folder, a funded publisher key that only the web3 client knows, and a real embedded IPFS
-node (`bmoe ipfs daemon`, started by the storage tests' `start_daemon`)."""
+node (`bmoe ipfs daemon`, tests/ipfs_nodes.py)."""
 from __future__ import annotations
 
 import os
-import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,8 +16,7 @@ from bmoe_py.chain.client import Chain, connect
 from bmoe_py.chain.deploy import DeployParams, build_manifest, deploy_suite
 from bmoe_py.chain.manifest import Manifest, save_manifest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from storage.conftest import Daemon, TamperingProxy, start_daemon  # noqa: E402  (the storage tests' IPFS helpers)
+from ipfs_nodes import Daemon, TamperingProxy, start_daemon
 
 ROOT = Path(__file__).resolve().parents[2]
 ETHER = 10**18

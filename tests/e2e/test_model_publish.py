@@ -247,9 +247,9 @@ def test_show_prints_the_model_its_experts_and_their_cids(network, chain, ipfs, 
         assert f"{expert.weights_cid}  0x{expert.weights_root.hex()}  8->16" in shown.stdout
 
 
-def test_show_lists_the_hosts_of_each_expert(network, chain, ipfs, files, accounts):
-    from brownie import ExpertRegistry, Staking
-
+def test_show_lists_the_hosts_of_each_expert(network, chain, ipfs, files, accounts, ExpertRegistry, Staking):
+    # The containers come as brownie fixtures: `from brownie import ExpertRegistry` fails once a test has used
+    # brownie.project.scripts.run, which removes the project's containers from the brownie namespace on return.
     published = publish_model(chain, ipfs, files)
     node = accounts[3]
     Staking.at(network.manifest.address("Staking")).deposit({"from": node, "value": ETHER})
