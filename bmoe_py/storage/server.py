@@ -504,7 +504,10 @@ class _MultipartReader:
 def write_api_file(server: ApiServer) -> Path:
     """Kubo writes its API address to `$IPFS_PATH/api`; tools (and our tests) find the node that way."""
     path = server.node.repo / "api"
-    path.write_text(server.multiaddr)
+    # Readers poll for this file: write it whole, then rename, so nobody ever reads it half written.
+    tmp = path.with_name("api.tmp")
+    tmp.write_text(server.multiaddr)
+    os.replace(tmp, path)
     return path
 
 
