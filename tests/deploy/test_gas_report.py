@@ -1,7 +1,15 @@
 """scripts/gas_report.py on small sizes: the flows it measures still run to their verdicts on the current contracts,
 and the report shows what it measured (a broken gas report would otherwise only be noticed at `make gas`)."""
 import pytest
-from brownie.project.scripts import run
+
+
+def run(*args, **kwargs):
+    # Imported here, not at module level: brownie hashes the source of every module a test file imports at top
+    # level from inside the project folder, and with .venv inside it that would be brownie's compiled (binary)
+    # scripts module, which it cannot read (UnicodeDecodeError in the test report hook).
+    from brownie.project.scripts import run as run_script
+
+    return run_script(*args, **kwargs)
 
 
 @pytest.fixture(scope="module")
