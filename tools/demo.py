@@ -68,7 +68,9 @@ def main() -> int:
     STATE.mkdir(exist_ok=True)
     rpc = f"http://127.0.0.1:{args.chain_port}"
     api = f"http://127.0.0.1:{args.ipfs_port}"
-    env = dict(os.environ, BMOE_RPC_URL=rpc, BMOE_IPFS_API=api, BMOE_PRIVATE_KEY=PUBLISHER_KEY, PYTHONUNBUFFERED="1")
+    # brownie and anvil are found next to this interpreter and in node_modules, also when run without make.
+    path = os.pathsep.join([str(Path(PY).parent), str(ROOT / "node_modules" / ".bin"), os.environ.get("PATH", "")])
+    env = dict(os.environ, PATH=path, BMOE_RPC_URL=rpc, BMOE_IPFS_API=api, BMOE_PRIVATE_KEY=PUBLISHER_KEY, PYTHONUNBUFFERED="1")
 
     step("local chain (anvil)")
     run([PY, "tools/local_chain.py", "--ensure", "--port", str(args.chain_port)])
@@ -78,7 +80,7 @@ def main() -> int:
     if alive:
         print("the deployment in the manifest is alive on this chain: reusing it", flush=True)
     else:
-        run(["brownie", "run", "deploy", "--network", "bmoe-local"], env=env)
+        run([str(Path(PY).parent / "brownie"), "run", "deploy", "--network", "bmoe-local"], env=env)
         run([PY, "-m", "bmoe_py", "deploy", "--rpc", rpc], env=env)
 
     step("IPFS node (embedded Kubo engine)")
@@ -93,8 +95,10 @@ def main() -> int:
 
         step(f"train, quantise and publish a model ({args.dataset})")
         out = STATE / "published.json"
+        # The MNIST-1D setting of docs/accuracy.md: 8 experts, top-2, tokens of 8 features every 4.
+        patch = ["--patch-size", "8", "--patch-stride", "4"] if args.dataset == "mnist1d" else ["--patch-size", "16", "--patch-stride", "8"]
         cmd = [PY, "-m", "bmoe_py", "model", "publish", "--dataset", args.dataset, "--epochs", str(args.epochs),
-               "--json"]
+               "--experts", "8", *patch, "--json"]
         print("$ " + " ".join(cmd), flush=True)
         result = subprocess.run(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
         if result.returncode != 0:

@@ -125,6 +125,10 @@ def _training_options(parser: argparse.ArgumentParser) -> None:
         "--patch-size", type=int, default=None, metavar="N",
         help="features per token (default: the whole sample is one token)",
     )  # fmt: skip
+    group.add_argument(
+        "--patch-stride", type=int, default=None, metavar="N",
+        help="step between the starts of two tokens (default: the patch size, no overlap)",
+    )  # fmt: skip
     group.add_argument("--samples", type=int, default=None, help="MNIST-1D samples to generate (default: the loader's)")
     group.add_argument("--seed", type=int, default=0, help="seed of initialisation and batching (default: %(default)s)")
 
@@ -250,6 +254,7 @@ def _options(args: argparse.Namespace):
         d_model=args.d_model,
         d_hidden=args.d_hidden,
         patch_size=args.patch_size,
+        patch_stride=args.patch_stride,
         samples=args.samples,
         seed=args.seed,
     )

@@ -54,6 +54,7 @@ class TrainingOptions:
     d_model: int = 32
     d_hidden: int = 64
     patch_size: int | None = None
+    patch_stride: int | None = None  # defaults to patch_size (no overlap)
     samples: int | None = None  # MNIST-1D only
     seed: int = 0
 
@@ -97,6 +98,7 @@ def prepare(options: TrainingOptions, checkpoint: Path | None = None) -> Prepare
             input_dim=data.input_dim,
             num_classes=data.num_classes,
             patch_size=options.patch_size,
+            patch_stride=options.patch_stride,
             d_model=options.d_model,
             d_hidden=options.d_hidden,
             num_experts=options.experts,
