@@ -5,8 +5,8 @@ size, a receipt posted by a third party, finalisation, exact fraud proofs for gr
 a fraudulent node), and a committee dispute. Every figure is the `gasUsed` of one transaction (21000 base and
 calldata included), so it is what the sender pays.
 
-`python scripts/gas_report.py` does the same on a chain of its own, launched on $BMOE_ANVIL_PORT (default 8545),
-for when port 8545 already serves a long-lived chain.
+`python scripts/gas_report.py` does the same on a chain of its own, launched on $BMOE_ANVIL_PORT (default 8555,
+as for the tests: 8545 is left to the long-lived chain of `make deploy`).
 """
 from __future__ import annotations
 
@@ -351,7 +351,7 @@ def render(report: Report) -> str:
     lines = [
         "# Gas costs",
         "",
-        f"Measured on {date.today().isoformat()} by `make gas` (`brownie run gas_report`, source: `scripts/gas_report.py`).",
+        f"Measured on {date.today().isoformat()} by `make gas` (`python scripts/gas_report.py`).",
         f"Toolchain: {_toolchain()}.",
         "",
         "Every figure is one transaction's `gasUsed`: what its sender pays, including the 21000 base cost and calldata.",
@@ -433,8 +433,8 @@ def render(report: Report) -> str:
         "## Reproduce",
         "",
         "```",
-        "make gas                        # = brownie run gas_report, on brownie's development chain (port 8545)",
-        "BMOE_ANVIL_PORT=8600 python scripts/gas_report.py   # the same on a chain of its own, when 8545 is taken",
+        "make gas                        # = python scripts/gas_report.py, on an anvil of its own (port $BMOE_ANVIL_PORT, default 8555)",
+        "brownie run gas_report          # the same on brownie's development network",
         "```",
         "",
         "The script rewrites this file. Weights, inputs and account keys are seeded, so every figure repeats to the",
@@ -453,6 +453,6 @@ if __name__ == "__main__":
 
     active = project.load(ROOT)
     active.load_config()
-    CONFIG.networks["development"]["cmd_settings"]["port"] = int(os.environ.get("BMOE_ANVIL_PORT", "8545"))
+    CONFIG.networks["development"]["cmd_settings"]["port"] = int(os.environ.get("BMOE_ANVIL_PORT", "8555"))
     network.connect("development")
     main()
