@@ -1,13 +1,11 @@
 // SPDX-License-Identifier: MIT
 pragma solidity 0.8.28;
 
-import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProof.sol";
-import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol";
-
 import {ICommitteeDispute} from "../interfaces/ICommitteeDispute.sol";
 import {IExpertRegistry} from "../interfaces/IExpertRegistry.sol";
 import {IResultLedger} from "../interfaces/IResultLedger.sol";
 import {IStaking} from "../interfaces/IStaking.sol";
+import {DisputeModule} from "./DisputeModule.sol";
 
 /// @title Committee vote for float experts (docs/protocol.md, section 6)
 /// @notice A float result cannot be recomputed bit for bit on chain, so a committee of staked validators, drawn
@@ -20,10 +18,7 @@ import {IStaking} from "../interfaces/IStaking.sol";
 /// Money: this contract holds the bonds of open disputes and the balances credited to accounts (`claimable`).
 /// Slashed ETH arrives from Staking during `finalize`; what is not credited is burned in the same transaction.
 /// Every share is computed by integer division and the remainder of every division is burned.
-contract CommitteeDispute is ICommitteeDispute, ReentrancyGuard {
-    /// @notice Where burned ETH goes.
-    address public constant BURN_ADDRESS = 0x000000000000000000000000000000000000dEaD;
-
+contract CommitteeDispute is ICommitteeDispute, DisputeModule {
     /// @notice The most validators one draw examines. Each costs two external view calls (validatorAt, stakeOf) and
     /// a sampling step, about 7.3k gas in all (measured), so a draw stays under ~2.3M gas whatever the size of the
     /// validator set (340k for a committee of 3 out of 6 validators). A larger set is scanned through a window of
@@ -31,15 +26,6 @@ contract CommitteeDispute is ICommitteeDispute, ReentrancyGuard {
     /// validator is equally likely to be examined.
     uint256 public constant MAX_SCAN = 256;
 
-    /// @notice The ledger whose commitments are challenged (and invalidated on fraud).
-    IResultLedger public immutable ledger;
-    /// @notice The registry holding each model's mode and minValidatorStake.
-    IExpertRegistry public immutable registry;
-    /// @notice The staking contract: the validator set, locks and slashes; the only sender of ETH to `receive`.
-    IStaking public immutable staking;
-
-    /// @inheritdoc ICommitteeDispute
-    uint256 public immutable bond;
     /// @inheritdoc ICommitteeDispute
     uint256 public immutable committeeSize;
     /// @inheritdoc ICommitteeDispute
@@ -64,9 +50,6 @@ contract CommitteeDispute is ICommitteeDispute, ReentrancyGuard {
     mapping(uint256 disputeId => Dispute) private _disputes;
     mapping(uint256 disputeId => address[]) private _members;
     mapping(uint256 disputeId => mapping(address member => Ballot)) private _ballots;
-    /// @dev The latest dispute on each challenged leaf; see `_isUnderChallenge`.
-    mapping(bytes32 commitmentId => mapping(bytes32 leaf => uint256 disputeId)) private _leafDispute;
-    mapping(address account => uint256) private _claimable;
 
     /// @dev Deployed after the ledger; `Staking.setSlashers` and `ResultLedger.setDisputeModules` must then name this
     /// contract (docs/protocol.md 1). Keep `committeeSize_` small (a handful): every member costs a lock and two
@@ -87,21 +70,12 @@ contract CommitteeDispute is ICommitteeDispute, ReentrancyGuard {
         uint64 commitWindow_,
         uint64 revealWindow_,
         uint256 nonRevealPenalty_
-    ) {
-        ledger = ledger_;
-        registry = registry_;
-        staking = staking_;
-        bond = bond_;
+    ) DisputeModule(ledger_, registry_, staking_, bond_) {
         committeeSize = committeeSize_;
         drawWindow = drawWindow_;
         commitWindow = commitWindow_;
         revealWindow = revealWindow_;
         nonRevealPenalty = nonRevealPenalty_;
-    }
-
-    /// @notice Accepts the ETH that Staking.slash sends to this contract; from nobody else.
-    receive() external payable {
-        if (msg.sender != address(staking)) revert NotStaking(msg.sender);
     }
 
     // ------------------------------------------------------------------------------------------------ disputes
@@ -112,23 +86,13 @@ contract CommitteeDispute is ICommitteeDispute, ReentrancyGuard {
         IResultLedger.Leaf calldata leaf,
         bytes32[] calldata proof
     ) external payable returns (uint256 disputeId) {
-        if (msg.value != bond) revert WrongBond(msg.value, bond);
+        _checkBond();
         uint256 modelId = ledger.task(commitment.taskId).modelId;
         if (registry.model(modelId).mode != IExpertRegistry.Mode.Float) revert NotFloatModel(modelId);
-        if (
-            leaf.node != commitment.node || leaf.modelId != modelId || leaf.expertIndex != commitment.expertIndex
-                || leaf.expertVersion != commitment.expertVersion
-        ) revert LeafMismatch();
-
-        bytes32 commitmentId = keccak256(abi.encode(commitment));
-        bytes32 leafHash = keccak256(bytes.concat(keccak256(abi.encode(leaf))));
-        if (!MerkleProof.verifyCalldata(proof, commitment.root, leafHash)) revert InvalidLeafProof();
-        if (_isUnderChallenge(_leafDispute[commitmentId][leafHash])) {
-            revert LeafAlreadyChallenged(commitmentId, leafHash);
-        }
+        (bytes32 commitmentId, bytes32 leafHash) = _checkLeaf(commitment, leaf, proof, modelId);
 
         disputeId = ++_disputeCount;
-        _leafDispute[commitmentId][leafHash] = disputeId;
+        _setLeafDispute(commitmentId, leafHash, disputeId);
         Dispute storage d = _disputes[disputeId];
         d.commitmentId = commitmentId;
         d.challenger = msg.sender;
@@ -251,15 +215,15 @@ contract CommitteeDispute is ICommitteeDispute, ReentrancyGuard {
             uint256 voterPool = slashed / 4;
             uint256 paidToVoters = _payMajority(disputeId, true, voterPool, d.fraudStake);
             uint256 challengerShare = slashed / 2;
-            _claimable[d.challenger] += d.bond + challengerShare;
+            _credit(d.challenger, d.bond + challengerShare);
             burned = slashed - challengerShare - paidToVoters;
         } else if (outcome == Outcome.Honest) {
             uint256 nodeShare = d.bond / 2;
             uint256 paidToVoters = _payMajority(disputeId, false, d.bond - nodeShare, d.honestStake);
-            _claimable[d.node] += nodeShare;
+            _credit(d.node, nodeShare);
             burned = d.bond - nodeShare - paidToVoters;
         } else {
-            _claimable[d.challenger] += d.bond;
+            _credit(d.challenger, d.bond);
         }
         emit Resolved(disputeId, outcome, d.fraudStake, d.honestStake, slashed);
 
@@ -270,16 +234,7 @@ contract CommitteeDispute is ICommitteeDispute, ReentrancyGuard {
         for (uint256 i; i < members.length; ++i) {
             staking.unlock(members[i]);
         }
-        if (burned > 0) _send(BURN_ADDRESS, burned);
-    }
-
-    /// @inheritdoc ICommitteeDispute
-    function claim() external nonReentrant {
-        uint256 amount = _claimable[msg.sender];
-        if (amount == 0) revert NothingToClaim();
-        _claimable[msg.sender] = 0;
-        emit Claimed(msg.sender, amount);
-        _send(msg.sender, amount);
+        _burn(burned);
     }
 
     // ------------------------------------------------------------------------------------------------ views
@@ -310,17 +265,12 @@ contract CommitteeDispute is ICommitteeDispute, ReentrancyGuard {
 
     /// @notice The latest dispute opened here on a token leaf of a commitment (0: none).
     function leafDispute(bytes32 commitmentId, bytes32 leaf) external view returns (uint256) {
-        return _leafDispute[commitmentId][leaf];
+        return _leafDisputeOf(commitmentId, leaf);
     }
 
     /// @inheritdoc ICommitteeDispute
     function voteCommitment(uint256 disputeId, bytes32 salt, address voter, bool fraud) public pure returns (bytes32) {
         return keccak256(abi.encode(disputeId, voter, fraud, salt));
-    }
-
-    /// @inheritdoc ICommitteeDispute
-    function claimable(address account) external view returns (uint256) {
-        return _claimable[account];
     }
 
     // ------------------------------------------------------------------------------------------------ internals
@@ -329,7 +279,7 @@ contract CommitteeDispute is ICommitteeDispute, ReentrancyGuard {
     /// (Fraud invalidates the commitment anyway; Honest was decided by stake). An Undecided dispute (a tie, no
     /// reveal, no draw) settled nothing, so the leaf is open again, to anyone, with a new bond: otherwise a challenge
     /// that goes nowhere (perhaps by the node itself) would shield the leaf from everyone else.
-    function _isUnderChallenge(uint256 disputeId) private view returns (bool) {
+    function _isUnderChallenge(uint256 disputeId) internal view override returns (bool) {
         return disputeId != 0 && _disputes[disputeId].outcome != Outcome.Undecided;
     }
 
@@ -415,7 +365,7 @@ contract CommitteeDispute is ICommitteeDispute, ReentrancyGuard {
             Ballot storage b = ballots[members[i]];
             if (b.revealed && b.fraud == fraud) {
                 uint256 share = pool * b.weight / majorityStake;
-                _claimable[members[i]] += share;
+                _credit(members[i], share);
                 paid += share;
             }
         }
@@ -434,10 +384,5 @@ contract CommitteeDispute is ICommitteeDispute, ReentrancyGuard {
             taken += penalty;
             emit NonRevealPenalized(disputeId, members[i], penalty);
         }
-    }
-
-    function _send(address to, uint256 amount) private {
-        (bool ok,) = to.call{value: amount}("");
-        if (!ok) revert TransferFailed();
     }
 }

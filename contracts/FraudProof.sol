@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: MIT
 pragma solidity 0.8.28;
 
-import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol";
 import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProof.sol";
 import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 
@@ -9,6 +8,7 @@ import {IExpertRegistry} from "../interfaces/IExpertRegistry.sol";
 import {IFraudProof} from "../interfaces/IFraudProof.sol";
 import {IResultLedger} from "../interfaces/IResultLedger.sol";
 import {IStaking} from "../interfaces/IStaking.sol";
+import {DisputeModule} from "./DisputeModule.sol";
 import {Int8Math} from "./Int8Math.sol";
 
 /// @title Exact fraud proof for int8 experts (docs/protocol.md, section 5)
@@ -17,11 +17,9 @@ import {Int8Math} from "./Int8Math.sol";
 /// recomputed with Int8Math. A wrong row (or a silent node) slashes the node's whole stake: the challenger gets its
 /// bond back plus half of the slash and the rest is burned. A correct row (or a silent challenger) gives the bond to
 /// the node. On-chain cost is one dot product, whatever the size of the expert.
-/// @dev Money leaves only through `claim` (pull payments) and the burn. Slashed ETH arrives from Staking.
-contract FraudProof is IFraudProof, ReentrancyGuard {
-    /// @notice Where the part of a slash that is not a reward goes.
-    address public constant BURN_ADDRESS = 0x000000000000000000000000000000000000dEaD;
-
+/// @dev Money leaves only through `claim` (pull payments) and the burn (DisputeModule). Slashed ETH arrives from
+/// Staking.
+contract FraudProof is IFraudProof, DisputeModule {
     /// @dev The state of a dispute in five slots (a challenge writes all of them, so each one costs 22k gas). The bond
     /// is the same for every dispute (`bond`); registry model ids are sequential from 1, so 32 bits hold them.
     struct DisputeRecord {
@@ -39,14 +37,6 @@ contract FraudProof is IFraudProof, ReentrancyGuard {
         bytes32 outputHash;
     }
 
-    /// @notice The ledger whose commitments are challenged (and invalidated on fraud).
-    IResultLedger public immutable ledger;
-    /// @notice The registry holding each expert version's layers and weights root.
-    IExpertRegistry public immutable registry;
-    /// @notice The staking contract that locks and slashes nodes; the only sender of ETH to `receive`.
-    IStaking public immutable staking;
-    /// @inheritdoc IFraudProof
-    uint256 public immutable bond;
     /// @inheritdoc IFraudProof
     uint64 public immutable responseWindow;
     /// @inheritdoc IFraudProof
@@ -56,9 +46,6 @@ contract FraudProof is IFraudProof, ReentrancyGuard {
     mapping(uint256 disputeId => DisputeRecord) private _disputes;
     /// @dev keccak256 of the node's activation of each layer but the last, whose hash is the leaf's outputHash.
     mapping(uint256 disputeId => mapping(uint256 layer => bytes32)) private _hiddenHashes;
-    /// @dev The latest dispute on each challenged leaf; see `_isUnderChallenge`.
-    mapping(bytes32 commitmentId => mapping(bytes32 leaf => uint256 disputeId)) private _leafDispute;
-    mapping(address account => uint256) private _claimable;
 
     /// @dev Deployed after the other three; `Staking.setSlashers` and `ResultLedger.setDisputeModules` must then name
     /// this contract (docs/protocol.md 1).
@@ -72,18 +59,9 @@ contract FraudProof is IFraudProof, ReentrancyGuard {
         uint256 bond_,
         uint64 responseWindow_,
         uint64 proofWindow_
-    ) {
-        ledger = ledger_;
-        registry = registry_;
-        staking = staking_;
-        bond = bond_;
+    ) DisputeModule(ledger_, registry_, staking_, bond_) {
         responseWindow = responseWindow_;
         proofWindow = proofWindow_;
-    }
-
-    /// @notice Accepts slashed stake from Staking (which sends it to the slasher) and nothing else.
-    receive() external payable {
-        if (msg.sender != address(staking)) revert NotStaking(msg.sender);
     }
 
     // ---------------------------------------------------------------- dispute steps
@@ -96,26 +74,16 @@ contract FraudProof is IFraudProof, ReentrancyGuard {
         bytes32[] calldata proof,
         bytes calldata input
     ) external payable returns (uint256 disputeId) {
-        if (msg.value != bond) revert WrongBond(msg.value, bond);
+        _checkBond();
         uint256 modelId = ledger.task(commitment.taskId).modelId;
         if (registry.model(modelId).mode != IExpertRegistry.Mode.ExactInt8) revert NotExactModel(modelId);
-        if (
-            leaf.node != commitment.node || leaf.modelId != modelId || leaf.expertIndex != commitment.expertIndex
-                || leaf.expertVersion != commitment.expertVersion
-        ) revert LeafMismatch();
-
-        bytes32 commitmentId = keccak256(abi.encode(commitment));
-        bytes32 leafHash = keccak256(bytes.concat(keccak256(abi.encode(leaf))));
-        if (!MerkleProof.verifyCalldata(proof, commitment.root, leafHash)) revert InvalidLeafProof();
-        if (_isUnderChallenge(_leafDispute[commitmentId][leafHash])) {
-            revert LeafAlreadyChallenged(commitmentId, leafHash);
-        }
+        (bytes32 commitmentId, bytes32 leafHash) = _checkLeaf(commitment, leaf, proof, modelId);
         if (keccak256(input) != leaf.inputHash) revert InputHashMismatch();
         uint256 inDim = registry.layers(modelId, leaf.expertIndex, leaf.expertVersion)[0].inDim;
         if (input.length != inDim) revert InputLengthMismatch(input.length, inDim);
 
         disputeId = ++_disputeCount;
-        _leafDispute[commitmentId][leafHash] = disputeId;
+        _setLeafDispute(commitmentId, leafHash, disputeId);
         _disputes[disputeId] = DisputeRecord({
             commitmentId: commitmentId,
             challenger: msg.sender,
@@ -204,16 +172,6 @@ contract FraudProof is IFraudProof, ReentrancyGuard {
         }
     }
 
-    /// @inheritdoc IFraudProof
-    function claim() external nonReentrant {
-        uint256 amount = _claimable[msg.sender];
-        if (amount == 0) revert NothingToClaim();
-        _claimable[msg.sender] = 0;
-        emit Claimed(msg.sender, amount);
-        (bool ok,) = msg.sender.call{value: amount}("");
-        if (!ok) revert TransferFailed();
-    }
-
     // ---------------------------------------------------------------- views
 
     /// @inheritdoc IFraudProof
@@ -248,17 +206,12 @@ contract FraudProof is IFraudProof, ReentrancyGuard {
         }
     }
 
-    /// @inheritdoc IFraudProof
-    function claimable(address account) external view returns (uint256) {
-        return _claimable[account];
-    }
-
     // ---------------------------------------------------------------- internals
 
     /// @dev A leaf stays closed to new challenges while its dispute runs and after it proved fraud (the commitment is
     /// then invalidated anyway). After the challenger lost it is open again: one matching row does not show the whole
     /// token right, and a challenger (perhaps the node itself) that stays silent must not shield a leaf from everyone.
-    function _isUnderChallenge(uint256 disputeId) private view returns (bool) {
+    function _isUnderChallenge(uint256 disputeId) internal view override returns (bool) {
         return disputeId != 0 && _disputes[disputeId].phase != Phase.ChallengerLost;
     }
 
@@ -352,22 +305,19 @@ contract FraudProof is IFraudProof, ReentrancyGuard {
         uint256 slashed = staking.slash(node, type(uint256).max);
         uint256 reward = bond + slashed / 2;
         uint256 burned = slashed - slashed / 2;
-        _claimable[d.challenger] += reward;
+        _credit(d.challenger, reward);
         emit Resolved(disputeId, true, slashed, reward, 0);
 
         ledger.closeDispute(d.commitmentId, true);
         staking.unlock(node);
-        if (burned > 0) {
-            (bool ok,) = BURN_ADDRESS.call{value: burned}("");
-            if (!ok) revert TransferFailed();
-        }
+        _burn(burned);
     }
 
     /// @dev The challenger loses: its bond is credited to the node, the node unlocked.
     function _resolveHonest(uint256 disputeId) private {
         DisputeRecord storage d = _disputes[disputeId];
         d.phase = Phase.ChallengerLost;
-        _claimable[d.node] += bond;
+        _credit(d.node, bond);
         emit Resolved(disputeId, false, 0, 0, bond);
 
         ledger.closeDispute(d.commitmentId, false);

@@ -1,12 +1,14 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.24;
 
+import {IDisputeModule} from "./IDisputeModule.sol";
 import {IResultLedger} from "./IResultLedger.sol";
 
 /// @title Committee vote for float experts (docs/protocol.md, "Committee dispute")
 /// @notice challenge -> committee drawn by stake from a blockhash after the challenge -> commit votes ->
 /// reveal votes -> majority by stake decides whether the result lies within the model's tolerance.
-interface ICommitteeDispute {
+/// @dev The errors, event and functions shared with FraudProof (bond, claims, leaf checks) are in IDisputeModule.
+interface ICommitteeDispute is IDisputeModule {
     enum Phase {
         None,
         AwaitingDraw,
@@ -38,11 +40,7 @@ interface ICommitteeDispute {
         uint256 honestStake;
     }
 
-    error WrongBond(uint256 sent, uint256 required);
     error NotFloatModel(uint256 modelId);
-    error LeafMismatch();
-    error InvalidLeafProof();
-    error LeafAlreadyChallenged(bytes32 commitmentId, bytes32 leaf);
     error UnknownDispute(uint256 disputeId);
     error WrongPhase(uint256 disputeId, Phase phase);
     error SeedNotReady(uint256 readyAtBlock);
@@ -54,9 +52,6 @@ interface ICommitteeDispute {
     error RevealMismatch();
     error DeadlinePassed(uint256 deadline);
     error DeadlineNotReached(uint256 deadline);
-    error NothingToClaim();
-    error TransferFailed();
-    error NotStaking(address caller);
 
     event Challenged(uint256 indexed disputeId, bytes32 indexed commitmentId, address indexed challenger, address node, bytes32 leaf);
     event CommitteeDrawn(uint256 indexed disputeId, bytes32 seed, address[] members, uint256[] weights);
@@ -65,7 +60,6 @@ interface ICommitteeDispute {
     event VoteRevealed(uint256 indexed disputeId, address indexed voter, bool fraud, uint256 weight);
     event Resolved(uint256 indexed disputeId, Outcome outcome, uint256 fraudStake, uint256 honestStake, uint256 slashed);
     event NonRevealPenalized(uint256 indexed disputeId, address indexed voter, uint256 penalty);
-    event Claimed(address indexed account, uint256 amount);
 
     /// @notice Challenges one token of a commitment of a float model. msg.value must equal `bond()`.
     function challenge(
@@ -88,15 +82,10 @@ interface ICommitteeDispute {
     /// stake, slashes the losing side and penalises members who did not reveal. Anyone may call.
     function finalize(uint256 disputeId) external;
 
-    /// @notice Sends the caller its credited rewards and bonds.
-    function claim() external;
-
-    function bond() external view returns (uint256);
     function committeeSize() external view returns (uint256);
     function nonRevealPenalty() external view returns (uint256);
     function disputeCount() external view returns (uint256);
     function dispute(uint256 disputeId) external view returns (Dispute memory);
     function committee(uint256 disputeId) external view returns (address[] memory members, uint256[] memory weights);
     function voteCommitment(uint256 disputeId, bytes32 salt, address voter, bool fraud) external pure returns (bytes32);
-    function claimable(address account) external view returns (uint256);
 }

@@ -1,12 +1,14 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.24;
 
+import {IDisputeModule} from "./IDisputeModule.sol";
 import {IResultLedger} from "./IResultLedger.sol";
 
 /// @title Fraud proof for exact int8 experts (docs/protocol.md, "Exact dispute")
 /// @notice challenge -> node responds with every layer's activations -> challenger names one row, which is
 /// recomputed on chain against the expert's registered weights root. Silence loses on either side.
-interface IFraudProof {
+/// @dev The errors, event and functions shared with CommitteeDispute (bond, claims, leaf checks) are in IDisputeModule.
+interface IFraudProof is IDisputeModule {
     enum Phase {
         None,
         AwaitingResponse,
@@ -29,11 +31,7 @@ interface IFraudProof {
         bytes32 outputHash;
     }
 
-    error WrongBond(uint256 sent, uint256 required);
     error NotExactModel(uint256 modelId);
-    error LeafMismatch();
-    error InvalidLeafProof();
-    error LeafAlreadyChallenged(bytes32 commitmentId, bytes32 leaf);
     error InputHashMismatch();
     error InputLengthMismatch(uint256 length, uint256 expected);
     error UnknownDispute(uint256 disputeId);
@@ -50,9 +48,6 @@ interface IFraudProof {
     error ActivationHashMismatch(uint256 layer);
     error RowLengthMismatch(uint256 length, uint256 expected);
     error InvalidRowProof();
-    error NothingToClaim();
-    error TransferFailed();
-    error NotStaking(address caller);
 
     event Challenged(uint256 indexed disputeId, bytes32 indexed commitmentId, address indexed challenger, address node, bytes32 leaf, bytes input);
     /// @notice The node's intermediate activations, one int8 byte string per layer (the last is the output).
@@ -61,7 +56,6 @@ interface IFraudProof {
     /// @notice fraud == true: node slashed, challenger paid; false: challenger's bond went to the node.
     event Resolved(uint256 indexed disputeId, bool fraud, uint256 slashed, uint256 challengerReward, uint256 bondToNode);
     event TimedOut(uint256 indexed disputeId, Phase phase);
-    event Claimed(address indexed account, uint256 amount);
 
     /// @notice Challenges one token of a commitment of an exact model. msg.value must equal `bond()`.
     /// @param input the token's int8 input (must hash to leaf.inputHash)
@@ -94,14 +88,9 @@ interface IFraudProof {
     /// @notice After a phase's deadline: a silent node is slashed, a silent challenger loses the bond. Anyone may call.
     function timeout(uint256 disputeId) external;
 
-    /// @notice Sends the caller its credited rewards and bonds.
-    function claim() external;
-
-    function bond() external view returns (uint256);
     function responseWindow() external view returns (uint64);
     function proofWindow() external view returns (uint64);
     function disputeCount() external view returns (uint256);
     function dispute(uint256 disputeId) external view returns (Dispute memory);
     function activationHashes(uint256 disputeId) external view returns (bytes32[] memory);
-    function claimable(address account) external view returns (uint256);
 }
