@@ -12,6 +12,7 @@ from brownie import ZERO_ADDRESS, chain, web3
 from eth_abi import encode
 from eth_utils import keccak
 
+from bmoe_py.chain.deploy import DeployParams, deploy_suite
 from bmoe_py.crypto import Commitment, MerkleTree, TokenLeaf, request_id, token_tree
 from tests.contracts.committee_draw import draw_seed, sample_committee
 from tests.helpers import reverts_with
@@ -121,15 +122,16 @@ def _register_model(registry, owner, mode: int) -> int:
 def suite(accounts, Staking, ExpertRegistry, ResultLedger, FraudProof, CommitteeDispute) -> Suite:
     deployer, publisher, node, challenger = accounts[:4]
     validators, understaked = list(accounts[4:7]), accounts[7]
-    tx = {"from": deployer}
-    staking = Staking.deploy(UNBONDING_DELAY, tx)
-    registry = ExpertRegistry.deploy(staking, LONGEST_DISPUTE, tx)
-    ledger = ResultLedger.deploy(registry, staking, tx)
-    fraud = FraudProof.deploy(ledger, registry, staking, FRAUD_BOND, RESPONSE_WINDOW, PROOF_WINDOW, tx)
-    committee = CommitteeDispute.deploy(ledger, registry, staking, BOND, COMMITTEE_SIZE, DRAW_WINDOW,
-                                        COMMIT_WINDOW, REVEAL_WINDOW, NON_REVEAL_PENALTY, tx)
-    staking.setSlashers([fraud, committee], tx)
-    ledger.setDisputeModules([fraud, committee], tx)
+    names = ("Staking", "ExpertRegistry", "ResultLedger", "FraudProof", "CommitteeDispute")
+    containers = dict(zip(names, (Staking, ExpertRegistry, ResultLedger, FraudProof, CommitteeDispute)))
+    params = DeployParams(
+        unbonding_delay=UNBONDING_DELAY, fraud_bond=FRAUD_BOND, response_window=RESPONSE_WINDOW,
+        proof_window=PROOF_WINDOW, committee_bond=BOND, committee_size=COMMITTEE_SIZE, draw_window=DRAW_WINDOW,
+        commit_window=COMMIT_WINDOW, reveal_window=REVEAL_WINDOW, non_reveal_penalty=NON_REVEAL_PENALTY,
+    )
+    assert params.longest_dispute == LONGEST_DISPUTE
+    deployed = deploy_suite(deployer, params, containers=containers, log=lambda _: None)
+    staking, registry, ledger, fraud, committee = (deployed[name] for name in containers)
 
     float_model = _register_model(registry, publisher, FLOAT)
     exact_model = _register_model(registry, publisher, EXACT)

@@ -31,6 +31,7 @@ from eth_utils import keccak
 from hypothesis import settings
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule, run_state_machine_as_test
 
+from bmoe_py.chain.deploy import DeployParams, deploy_suite
 from bmoe_py.crypto import Commitment, MerkleTree, TokenLeaf, WeightsTree, request_id, token_tree
 from bmoe_py.model.int8_ref import IntLayer, expert_forward, layer_forward
 from tests.contracts.committee_draw import draw_seed, sample_committee
@@ -250,15 +251,16 @@ class Suite:
 def suite(accounts, Staking, ExpertRegistry, ResultLedger, FraudProof, CommitteeDispute) -> Suite:
     """The suite deployed and wired as docs/protocol.md section 1 says, a float and an exact model, staked nodes
     hosting both, and four validators."""
-    tx = {"from": accounts[DEPLOYER]}
-    staking = Staking.deploy(UNBONDING_DELAY, tx)
-    registry = ExpertRegistry.deploy(staking, LONGEST_DISPUTE, tx)
-    ledger = ResultLedger.deploy(registry, staking, tx)
-    fraud = FraudProof.deploy(ledger, registry, staking, FRAUD_BOND, RESPONSE_WINDOW, PROOF_WINDOW, tx)
-    committee = CommitteeDispute.deploy(ledger, registry, staking, COMMITTEE_BOND, COMMITTEE_SIZE, DRAW_WINDOW,
-                                        COMMIT_WINDOW, REVEAL_WINDOW, NON_REVEAL_PENALTY, tx)
-    staking.setSlashers([fraud, committee], tx)
-    ledger.setDisputeModules([fraud, committee], tx)
+    names = ("Staking", "ExpertRegistry", "ResultLedger", "FraudProof", "CommitteeDispute")
+    containers = dict(zip(names, (Staking, ExpertRegistry, ResultLedger, FraudProof, CommitteeDispute)))
+    params = DeployParams(
+        unbonding_delay=UNBONDING_DELAY, fraud_bond=FRAUD_BOND, response_window=RESPONSE_WINDOW,
+        proof_window=PROOF_WINDOW, committee_bond=COMMITTEE_BOND, committee_size=COMMITTEE_SIZE, draw_window=DRAW_WINDOW,
+        commit_window=COMMIT_WINDOW, reveal_window=REVEAL_WINDOW, non_reveal_penalty=NON_REVEAL_PENALTY,
+    )
+    assert params.longest_dispute == LONGEST_DISPUTE
+    deployed = deploy_suite(accounts[DEPLOYER], params, containers=containers, log=lambda _: None)
+    staking, registry, ledger, fraud, committee = (deployed[name] for name in containers)
 
     owner = accounts[PUBLISHERS[0]]
     model_ids = []
