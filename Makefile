@@ -53,7 +53,7 @@ test: toolchain
 
 deploy: toolchain
 	$(BIN)/python tools/local_chain.py --ensure
-	brownie run deploy --network bmoe-local
+	$(BIN)/python scripts/deploy.py --network bmoe-local
 
 gas: toolchain
 	$(BIN)/python scripts/gas_report.py

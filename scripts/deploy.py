@@ -1,4 +1,4 @@
-"""`brownie run deploy [--network X]`: deploys and wires the suite and writes deployments/<chain-id>.json.
+"""`brownie run deploy [--network X]` or `python scripts/deploy.py [--network X]`: deploys and wires the suite and writes deployments/<chain-id>.json.
 
 Environment (docs/deploy.md has the details):
   BMOE_DEPLOYER_KEY        private key of the deployer (hex); or
@@ -11,6 +11,9 @@ Environment (docs/deploy.md has the details):
   BMOE_<PARAMETER>         constructor parameters, see bmoe_py.chain.deploy.DeployParams (e.g. BMOE_FRAUD_BOND=0.05ether)
 Without a key or keystore account the deployer is brownie's accounts[0] on the development network and the node's
 first unlocked account on `bmoe-local` (anvil's well-known dev account); elsewhere the script refuses to start.
+
+`python scripts/deploy.py` does the same as `brownie run deploy` and also works in a checkout whose path has a
+dot in a folder name, which `brownie run` cannot import scripts from (see bmoe_py/chain/scripts.py).
 """
 from __future__ import annotations
 
@@ -156,3 +159,15 @@ def _deployer(net: str):
         f"no deployer account for network {net!r}: set BMOE_DEPLOYER_KEY to a private key, or "
         "BMOE_DEPLOYER_ACCOUNT to a brownie keystore account (`brownie accounts new <name>`)"
     )
+
+
+if __name__ == "__main__":
+    import argparse
+    from pathlib import Path
+
+    from bmoe_py.chain.scripts import connect
+
+    parser = argparse.ArgumentParser(description="Deploy the B-MoE contract suite and write deployments/<chain-id>.json.")
+    parser.add_argument("--network", default="development", help="brownie network id (default: %(default)s)")
+    connect(parser.parse_args().network, Path(__file__).resolve().parent.parent)
+    main()

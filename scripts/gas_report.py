@@ -448,11 +448,7 @@ def render(report: Report) -> str:
 
 if __name__ == "__main__":
     # Standalone: launch brownie's development chain on $BMOE_ANVIL_PORT, as tests/conftest.py does for tests.
-    from brownie import network, project
-    from brownie._config import CONFIG
+    from bmoe_py.chain.scripts import connect
 
-    active = project.load(ROOT)
-    active.load_config()
-    CONFIG.networks["development"]["cmd_settings"]["port"] = int(os.environ.get("BMOE_ANVIL_PORT", "8555"))
-    network.connect("development")
+    connect("development", ROOT)
     main()

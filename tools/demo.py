@@ -1,7 +1,7 @@
 """`make demo`: the main job of B-MoE on a local network, with real parts only.
 
 1. a local chain: anvil on 127.0.0.1:8545 (started unless one answers), the contract suite deployed
-   (`brownie run deploy --network bmoe-local`) unless the manifest's deployment is alive there;
+   (`python scripts/deploy.py --network bmoe-local`, the same as `brownie run deploy`) unless the manifest's deployment is alive there;
 2. an IPFS node: the embedded Kubo engine (`bmoe ipfs daemon`) with its repository in .bmoe/ipfs;
 3. a model: a float MoE trained on MNIST-1D, its experts quantised to exact int8, every file pinned to IPFS,
    the model and its experts registered on chain (`bmoe model publish`);
@@ -80,7 +80,7 @@ def main() -> int:
     if alive:
         print("the deployment in the manifest is alive on this chain: reusing it", flush=True)
     else:
-        run([str(Path(PY).parent / "brownie"), "run", "deploy", "--network", "bmoe-local"], env=env)
+        run([PY, "scripts/deploy.py", "--network", "bmoe-local"], env=env)
         run([PY, "-m", "bmoe_py", "deploy", "--rpc", rpc], env=env)
 
     step("IPFS node (embedded Kubo engine)")

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from brownie.project.scripts import run
+from bmoe_py.chain.scripts import run_script
 
 
 @contextmanager
@@ -31,4 +31,4 @@ def environment(**values: str | None) -> Iterator[None]:
 def run_deploy_script(deployments: Path, **env: str | None):
     """Runs scripts/deploy.py the way `brownie run deploy` does, on the test chain; returns {name: Contract}."""
     with environment(BMOE_DEPLOYMENTS_DIR=str(deployments), BMOE_DEPLOYER_KEY=None, BMOE_DEPLOYER_ACCOUNT=None, **env):
-        return run("scripts/deploy.py", method_name="main")
+        return run_script("scripts/deploy.py")

