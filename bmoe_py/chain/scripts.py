@@ -8,6 +8,7 @@ its absolute path joined with dots, so it fails with `ModuleNotFoundError` whene
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ def run_script(path: str | Path, method_name: str = "main", args: tuple = (), kw
     if spec is None or spec.loader is None:
         raise FileNotFoundError(f"no brownie script at {path}")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there while the script executes
     spec.loader.exec_module(module)
     return getattr(module, method_name)(*args, **(kwargs or {}))
 
