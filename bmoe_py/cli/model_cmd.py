@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import getpass
 import json
 import logging
 import os
@@ -10,10 +9,19 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from .options import (
+    CommandError,
+    amount,
+    chain_options,
+    connect,
+    duration,
+    ipfs_option,
+    key_options,
+    private_key,
+)
+
 log = logging.getLogger("bmoe.model")
 
-DEFAULT_RPC = "http://127.0.0.1:8545"
-DEFAULT_KEY_ENV = "BMOE_PRIVATE_KEY"
 
 _DESCRIPTION = """\
 Models of B-MoE. `train` trains a float MoE on a local data set and saves a checkpoint; `publish` trains
@@ -72,22 +80,22 @@ def register(subparsers: argparse._SubParsersAction, name: str, summary: str) ->
         "--save-checkpoint", type=Path, metavar="PATH",
         help="also save the trained model here, before publishing (what --resume needs after a failure)",
     )  # fmt: skip
-    _chain_options(publish)
-    _key_options(publish)
-    _ipfs_option(publish)
+    chain_options(publish)
+    key_options(publish, "the publisher's")
+    ipfs_option(publish)
     publish.add_argument(
         "--challenge-window",
-        type=_duration,
+        type=duration,
         default="1d",
         metavar="DURATION",
         help="how long results of the model can be challenged: seconds or 30m/12h/2d (default: %(default)s)",
     )
     publish.add_argument(
-        "--min-node-stake", type=_amount, default="1ether", metavar="AMOUNT",
+        "--min-node-stake", type=amount, default="1ether", metavar="AMOUNT",
         help="stake a node needs to host an expert: wei or 0.5ether/100gwei (default: %(default)s)",
     )  # fmt: skip
     publish.add_argument(
-        "--min-validator-stake", type=_amount, default="0.5ether", metavar="AMOUNT",
+        "--min-validator-stake", type=amount, default="0.5ether", metavar="AMOUNT",
         help="stake a validator needs to sit on a committee (default: %(default)s)",
     )  # fmt: skip
     publish.add_argument(
@@ -103,8 +111,8 @@ def register(subparsers: argparse._SubParsersAction, name: str, summary: str) ->
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     show.add_argument("model_id", type=int, metavar="MODEL_ID", help="the id `bmoe model publish` printed")
-    _chain_options(show)
-    _ipfs_option(show)
+    chain_options(show)
+    ipfs_option(show)
     show.add_argument("--verify", action="store_true", help="download every file and check it against the chain")
     show.add_argument("--json", action="store_true", help="print the result as JSON")
     show.set_defaults(func=_show)
@@ -133,102 +141,9 @@ def _training_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--seed", type=int, default=0, help="seed of initialisation and batching (default: %(default)s)")
 
 
-def _chain_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--rpc",
-        default=os.environ.get("BMOE_RPC_URL") or DEFAULT_RPC,
-        metavar="URL",
-        help="Ethereum JSON-RPC endpoint (default: $BMOE_RPC_URL or %s)" % DEFAULT_RPC,
-    )
-    parser.add_argument(
-        "--deployments",
-        type=Path,
-        metavar="DIR",
-        help="folder of deployment manifests <chain-id>.json (default: $BMOE_DEPLOYMENTS_DIR or deployments/)",
-    )
-
-
-def _key_options(parser: argparse.ArgumentParser) -> None:
-    keys = parser.add_mutually_exclusive_group()
-    keys.add_argument(
-        "--key-env",
-        default=DEFAULT_KEY_ENV,
-        metavar="VAR",
-        help="environment variable holding the publisher's private key (default: %(default)s)",
-    )
-    keys.add_argument("--keystore", type=Path, metavar="FILE", help="encrypted JSON keystore of the publisher's key")
-
-
-def _ipfs_option(parser: argparse.ArgumentParser) -> None:
-    from bmoe_py.storage.client import DEFAULT_API
-
-    parser.add_argument(
-        "--ipfs",
-        default=os.environ.get("BMOE_IPFS_API") or DEFAULT_API,
-        metavar="URL",
-        help="Kubo RPC API of the IPFS node (default: $BMOE_IPFS_API or %s)" % DEFAULT_API,
-    )
-
-
-def _duration(text: str) -> int:
-    from bmoe_py.chain.deploy import parse_duration
-
-    try:
-        return parse_duration(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _amount(text: str) -> int:
-    from bmoe_py.chain.deploy import parse_amount
-
-    try:
-        return parse_amount(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-class CommandError(Exception):
-    """A user-facing error: printed as one line, exit code 1."""
-
-
 def _fail(command: str, exc: BaseException) -> int:
     print(f"bmoe model {command}: error: {exc}", file=sys.stderr)
     return 1
-
-
-def _private_key(args: argparse.Namespace) -> str:
-    """The publisher's key from --keystore or the --key-env variable; never echoed."""
-    from eth_account import Account
-
-    if args.keystore:
-        try:
-            keystore = json.loads(args.keystore.read_text())
-        except (OSError, ValueError) as exc:
-            raise CommandError(f"cannot read keystore {args.keystore}: {exc}") from None
-        password = os.environ.get("BMOE_KEYSTORE_PASSWORD")
-        if password is None:
-            password = getpass.getpass(f"password of {args.keystore}: ")
-        try:
-            return "0x" + bytes(Account.decrypt(keystore, password)).hex()
-        except (ValueError, KeyError, TypeError) as exc:
-            raise CommandError(f"cannot decrypt keystore {args.keystore}: {exc} (wrong password?)") from None
-    raw = os.environ.get(args.key_env, "").strip()
-    if not raw:
-        raise CommandError(
-            f"no private key: set {args.key_env} to the publisher's key (0x + 64 hex digits) or pass --keystore FILE"
-        )
-    try:
-        Account.from_key(raw)
-    except (ValueError, TypeError):
-        raise CommandError(f"{args.key_env} does not hold a private key (expected 0x followed by 64 hex digits)") from None
-    return raw
-
-
-def _connect(args: argparse.Namespace, private_key: str | None = None):
-    from bmoe_py.chain.client import connect
-
-    return connect(args.rpc, private_key, deployments_dir=args.deployments)
 
 
 # ------------------------------------------------------------------------------------------------ commands
@@ -277,8 +192,8 @@ def _publish(args: argparse.Namespace) -> int:
     from bmoe_py.storage.client import IpfsClient
 
     try:
-        key = _private_key(args)
-        chain = _connect(args, key)  # before training: a missing deployment should not cost minutes
+        key = private_key(args)
+        chain = connect(args, key)  # before training: a missing deployment should not cost minutes
         from bmoe_py.publisher.prepare import model_files, prepare, save_checkpoint  # imports torch
 
         prepared = prepare(_options(args), args.checkpoint)
@@ -308,7 +223,7 @@ def _show(args: argparse.Namespace) -> int:
     from bmoe_py.storage.client import IpfsClient
 
     try:
-        chain = _connect(args)
+        chain = connect(args)
         try:
             model = read_model(chain, args.model_id)
         except TransactionReverted as exc:
