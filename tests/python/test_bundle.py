@@ -57,7 +57,7 @@ def test_other_files_are_refused():
 
 
 def test_mixed_dtypes_are_refused():
-    with pytest.raises(BundleError, match="both int8 or both float32, not int8/float32"):
+    with pytest.raises(BundleError, match="must both be int8 or both float32"):
         WindowBundle.of_requests(NODE, 1, 1, 0, 1, [(R1, np.zeros((1, 2), np.int8), np.zeros((1, 2), np.float32))])
 
 
