@@ -1,126 +1,249 @@
-"""`make demo`: the main job of B-MoE on a local network, with real parts only.
+"""`make demo`: a whole B-MoE network on this machine, some of its edge nodes cheating, and each verification
+policy run against them. Real parts only: anvil, the contract suite, the embedded Kubo engine, `bmoe edge` and
+`bmoe validator` processes over HTTP and JSON-RPC.
 
-1. a local chain: anvil on 127.0.0.1:8545 (started unless one answers), the contract suite deployed
-   (`python scripts/deploy.py --network bmoe-local`, the same as `brownie run deploy`) unless the manifest's deployment is alive there;
-2. an IPFS node: the embedded Kubo engine (`bmoe ipfs daemon`) with its repository in .bmoe/ipfs;
-3. a model: a float MoE trained on MNIST-1D, its experts quantised to exact int8, every file pinned to IPFS,
-   the model and its experts registered on chain (`bmoe model publish`);
-4. the model read back from the chain with every file downloaded and checked against the CIDs and
-   Merkle roots recorded there (`bmoe model show --verify`).
-
-The IPFS node is stopped at the end; the chain keeps running (stop it with
-`python tools/local_chain.py --stop`) so that the deployment and the model can be explored afterwards.
+1. anvil on 127.0.0.1:8545 (started unless one answers) and the contract suite (deployed unless alive);
+2. the embedded IPFS node;
+3. a model: an MoE trained on MNIST-1D (8 experts, top-2), experts quantised to exact int8, every file pinned,
+   model and experts registered on chain with a short challenge window (so nodes are paid during the demo);
+4. honest edge nodes hosting every expert;
+5. for each policy (`none`, `redundant:3`, `optimistic:P`): two fresh cheating nodes join (one `signflip`, one
+   `gaussian`, each hosting half of the experts, so no expert has two cheaters), the publisher runs inference on
+   the test set under the policy (validators watch the chain during the optimistic run), then the cheaters leave;
+6. a table (policy, accuracy, tokens/s, disputes won, stake slashed), the same as JSON in results/demo.json and
+   a chart in results/demo.png. Every process is stopped at the end, also on Ctrl-C; the chain keeps running
+   (`python tools/local_chain.py --stop` stops it).
 """
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import signal
-import subprocess
+import platform
 import sys
 import time
-import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-STATE = ROOT / ".bmoe"
-PY = sys.executable
-# anvil's well-known development account #1: the demo's publisher (account #0 deploys).
-PUBLISHER_KEY = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d"
+sys.path.insert(0, str(ROOT))
+
+from bmoe_py.experiments.localnet import PUBLISHER_KEY, LocalNetwork, NetworkError  # noqa: E402
+
+ETHER = 10**18
 
 
 def step(title: str) -> None:
     print(f"\n==> {title}", flush=True)
 
 
-def run(cmd: list[str], env: dict[str, str] | None = None, check: bool = True) -> subprocess.CompletedProcess:
-    print("$ " + " ".join(cmd), flush=True)
-    result = subprocess.run(cmd, cwd=ROOT, env=env)
-    if check and result.returncode != 0:
-        sys.exit(f"demo: step failed with exit code {result.returncode}: {' '.join(cmd)}")
-    return result
-
-
-def wait_for_ipfs(api: str, proc: subprocess.Popen, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            sys.exit(f"demo: the IPFS daemon exited with code {proc.returncode}; see {STATE / 'ipfs.log'}")
-        try:
-            req = urllib.request.Request(f"{api}/api/v0/version", method="POST")
-            with urllib.request.urlopen(req, timeout=2) as response:
-                print(f"IPFS node up: {json.loads(response.read()).get('Version')} at {api}", flush=True)
-                return
-        except OSError:
-            time.sleep(0.3)
-    sys.exit(f"demo: the IPFS daemon did not answer at {api} within {timeout:.0f}s")
+@dataclass
+class PhaseResult:
+    policy: str
+    accuracy: float
+    tokens: int
+    tokens_per_s: float
+    p50_ms: float
+    p99_ms: float
+    disputes_won: int
+    stake_slashed_eth: float
+    cheaters_slashed: int
+    cheaters: int
+    seconds: float
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--chain-port", type=int, default=8545)
     parser.add_argument("--ipfs-port", type=int, default=5001)
-    parser.add_argument("--dataset", choices=("mnist1d", "digits"), default="mnist1d")
-    parser.add_argument("--epochs", type=int, default=12)
+    parser.add_argument("--epochs", type=int, default=12, help="training epochs (default: %(default)s)")
+    parser.add_argument("--samples", type=int, default=1000, help="test samples per policy (default: %(default)s)")
+    parser.add_argument("--honest", type=int, default=3, help="honest edge nodes (default: %(default)s)")
+    parser.add_argument("--policies", default="none,redundant:3,optimistic:0.25", help="comma-separated (default: %(default)s)")
+    parser.add_argument("--attack-fraction", type=float, default=0.5, help="tokens a cheater manipulates (default: %(default)s)")
+    parser.add_argument("--challenge-window", default="40", help="of the demo model, seconds (default: %(default)s)")
+    parser.add_argument("--out", type=Path, default=ROOT / "results", help="folder of demo.json and demo.png")
     args = parser.parse_args()
 
-    STATE.mkdir(exist_ok=True)
-    rpc = f"http://127.0.0.1:{args.chain_port}"
-    api = f"http://127.0.0.1:{args.ipfs_port}"
-    # brownie and anvil are found next to this interpreter and in node_modules, also when run without make.
-    path = os.pathsep.join([str(Path(PY).parent), str(ROOT / "node_modules" / ".bin"), os.environ.get("PATH", "")])
-    env = dict(os.environ, PATH=path, BMOE_RPC_URL=rpc, BMOE_IPFS_API=api, BMOE_PRIVATE_KEY=PUBLISHER_KEY, PYTHONUNBUFFERED="1")
+    started = time.monotonic()
+    try:
+        with LocalNetwork(ROOT / ".bmoe" / "demo", chain_port=args.chain_port, ipfs_port=args.ipfs_port) as net:
+            results, baseline = run_demo(net, args)
+    except NetworkError as exc:
+        print(f"demo: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\ndemo: interrupted; every process it started is stopped", file=sys.stderr)
+        return 130
+    report(results, baseline, args, time.monotonic() - started)
+    return 0
 
-    step("local chain (anvil)")
-    run([PY, "tools/local_chain.py", "--ensure", "--port", str(args.chain_port)])
 
-    step("contracts")
-    alive = run([PY, "-m", "bmoe_py", "deploy", "--rpc", rpc], env=env, check=False).returncode == 0
-    if alive:
-        print("the deployment in the manifest is alive on this chain: reusing it", flush=True)
-    else:
-        run([PY, "scripts/deploy.py", "--network", "bmoe-local"], env=env)
-        run([PY, "-m", "bmoe_py", "deploy", "--rpc", rpc], env=env)
+def run_demo(net: LocalNetwork, args) -> tuple[list[PhaseResult], dict]:
+    from bmoe_py.chain.client import connect
+    from bmoe_py.model.data import load_dataset  # noqa: F401  (imported here: torch loads in a second or two)
+    from bmoe_py.storage.client import IpfsClient
+
+    step("local chain (anvil) and contracts")
+    net.start_chain()
+    net.deploy()
 
     step("IPFS node (embedded Kubo engine)")
-    log = open(STATE / "ipfs.log", "ab")
-    daemon = subprocess.Popen(
-        [PY, "-m", "bmoe_py", "ipfs", "daemon", "--repo", str(STATE / "ipfs"), "--api-port", str(args.ipfs_port),
-         "--swarm-port", "0"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )
+    net.start_ipfs()
+
+    step("train, quantise and publish a model (MNIST-1D, 8 experts, top-2)")
+    published = net.publish_model(
+        ["--dataset", "mnist1d", "--epochs", str(args.epochs), "--experts", "8", "--patch-size", "8", "--patch-stride", "4",
+         "--challenge-window", args.challenge_window]
+    )  # fmt: skip
+    model_id = published["model_id"]
+    print(f"model {model_id}: float accuracy {published['float_accuracy']:.2%}, exact int8 {published['exact_accuracy']:.2%}")
+    experts = list(range(len(published["experts"])))
+
+    step(f"{args.honest} honest edge nodes, each hosting all {len(experts)} experts")
+    for i in range(args.honest):
+        node = net.start_edge(f"edge-honest-{i}", model_id, experts, extra=["--window-seconds", "3"])
+        print(f"  {node.name} {node.address} at {node.url}", flush=True)
+
+    chain = connect(net.rpc_url, PUBLISHER_KEY)
+    ipfs = IpfsClient(net.ipfs_api, timeout=30)
+    x, y = test_set(published)
+    x, y = x[: args.samples], y[: args.samples]
+    baseline = {"float_accuracy": published["float_accuracy"], "exact_accuracy": published["exact_accuracy"]}
+
+    results = []
+    half = len(experts) // 2
+    for phase, policy in enumerate(p.strip() for p in args.policies.split(",")):
+        step(f"policy {policy}: two cheating nodes join")
+        first_block = chain.w3.eth.block_number
+        cheaters = [
+            net.start_edge(
+                f"edge-cheat-{phase}-{attack}", model_id, hosted,
+                extra=["--attack", attack, "--attack-fraction", str(args.attack_fraction), "--window-seconds", "3"],
+            )
+            for attack, hosted in (("signflip", experts[:half]), ("gaussian", experts[half:]))
+        ]  # fmt: skip
+        for node in cheaters:
+            print(f"  {node.name} {node.address} (cheats on {args.attack_fraction:.0%} of its tokens)", flush=True)
+        validators = []
+        if policy.startswith("optimistic:"):
+            rate = policy.split(":", 1)[1]
+            validators = [
+                net.start_validator(f"validator-{phase}-{i}", model_id, extra=["--sample-rate", rate, "--from-block", str(first_block)])
+                for i in range(2)
+            ]  # fmt: skip
+            print(f"  {len(validators)} validators sampling {float(rate):.0%} of every commitment", flush=True)
+        result = run_phase(chain, ipfs, model_id, policy, x, y, [c.address for c in cheaters], first_block)
+        results.append(result)
+        for process in cheaters + validators:
+            net.stop(process)
+    ipfs.close()
+    return results, baseline
+
+
+def run_phase(chain, ipfs, model_id: int, policy: str, x, y, cheaters: list[str], first_block: int) -> PhaseResult:
+    from bmoe_py.publisher.runtime import InferenceSession, Policy
+
+    started = time.monotonic()
+    session = InferenceSession(chain, ipfs, model_id, Policy.parse(policy), price_per_token=10**9, escrow=ETHER // 10)
     try:
-        wait_for_ipfs(api, daemon)
-
-        step(f"train, quantise and publish a model ({args.dataset})")
-        out = STATE / "published.json"
-        # The MNIST-1D setting of docs/accuracy.md: 8 experts, top-2, tokens of 8 features every 4.
-        patch = ["--patch-size", "8", "--patch-stride", "4"] if args.dataset == "mnist1d" else ["--patch-size", "16", "--patch-stride", "8"]
-        cmd = [PY, "-m", "bmoe_py", "model", "publish", "--dataset", args.dataset, "--epochs", str(args.epochs),
-               "--experts", "8", *patch, "--json"]
-        print("$ " + " ".join(cmd), flush=True)
-        result = subprocess.run(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
-        if result.returncode != 0:
-            sys.exit(f"demo: publishing failed (exit {result.returncode})")
-        out.write_text(result.stdout)
-        published = json.loads(result.stdout)
-        model_id = published["model_id"]
-        print(json.dumps({k: v for k, v in published.items() if k != "experts"}, indent=2), flush=True)
-
-        step(f"read model {model_id} back from the chain and verify every file")
-        run([PY, "-m", "bmoe_py", "model", "show", str(model_id), "--verify"], env=env)
+        report = session.run(x, y, batch_size=128)
     finally:
-        daemon.send_signal(signal.SIGTERM)
-        try:
-            daemon.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            daemon.kill()
+        session.close()
+    # Disputes take a few blocks after the last call (the optimistic check runs on committed windows): give them
+    # the time a node needs to commit its last window and a validator to prove it wrong.
+    deadline = time.monotonic() + (60 if policy.startswith(("optimistic", "redundant")) else 0)
+    slashed = slashed_stake(chain, cheaters, first_block)
+    while time.monotonic() < deadline and slashed[1] < len(cheaters):
+        time.sleep(2)
+        slashed = slashed_stake(chain, cheaters, first_block)
+    r = report.to_dict()
+    return PhaseResult(
+        policy=policy,
+        accuracy=float(r["accuracy"]),
+        tokens=int(r["tokens"]),
+        tokens_per_s=float(r["tokens_per_s"]),
+        p50_ms=float(r.get("p50_latency_ms", 0.0)),
+        p99_ms=float(r.get("p99_latency_ms", 0.0)),
+        disputes_won=frauds_proven(chain, first_block),
+        stake_slashed_eth=slashed[0] / ETHER,
+        cheaters_slashed=slashed[1],
+        cheaters=len(cheaters),
+        seconds=time.monotonic() - started,
+    )
 
-    step("done")
-    print(f"chain: {rpc} (still running; stop with `python tools/local_chain.py --stop`)")
-    print(f"published model: {out}")
-    return 0
+
+def slashed_stake(chain, accounts: list[str], from_block: int) -> tuple[int, int]:
+    """(wei slashed from `accounts`, how many of them were slashed) since `from_block`, from Staking's events."""
+    wanted = {a.lower() for a in accounts}
+    total, hit = 0, set()
+    for log in chain.staking.events.Slashed.get_logs(from_block=from_block):
+        if log["args"]["account"].lower() in wanted:
+            total += log["args"]["amount"]
+            hit.add(log["args"]["account"].lower())
+    return total, len(hit)
+
+
+def frauds_proven(chain, from_block: int) -> int:
+    return sum(1 for log in chain.fraud_proof.events.Resolved.get_logs(from_block=from_block) if log["args"]["fraud"])
+
+
+def test_set(published: dict):
+    """The MNIST-1D test split the model was evaluated on when it was published (same generator, same seed)."""
+    from bmoe_py.model.data import load_dataset
+
+    data = load_dataset("mnist1d")
+    return data.x_test, data.y_test
+
+
+def report(results: list[PhaseResult], baseline: dict, args, seconds: float) -> None:
+    step("results")
+    print(f"in-process baseline (no cheaters): float {baseline['float_accuracy']:.2%}, exact int8 {baseline['exact_accuracy']:.2%}")
+    header = ("policy", "accuracy", "tokens/s", "p50 ms", "p99 ms", "disputes won", "stake slashed", "cheaters slashed")
+    rows = [
+        (r.policy, f"{r.accuracy:.2%}", f"{r.tokens_per_s:,.0f}", f"{r.p50_ms:.1f}", f"{r.p99_ms:.1f}", str(r.disputes_won),
+         f"{r.stake_slashed_eth:.2f} ETH", f"{r.cheaters_slashed}/{r.cheaters}")
+        for r in results
+    ]  # fmt: skip
+    widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(header)]
+    print("  ".join(h.ljust(w) for h, w in zip(header, widths)))
+    for row in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths)))
+    args.out.mkdir(parents=True, exist_ok=True)
+    document = {
+        "setting": {
+            "dataset": "mnist1d", "experts": 8, "k": 2, "honest_nodes": args.honest, "cheaters_per_policy": 2,
+            "attacks": ["signflip", "gaussian"], "attack_fraction": args.attack_fraction, "samples": args.samples,
+            "machine": f"{platform.machine()}, {platform.system()}, Python {platform.python_version()}",
+        },  # fmt: skip
+        "baseline": baseline,
+        "policies": [r.__dict__ for r in results],
+        "seconds": round(seconds, 1),
+    }
+    (args.out / "demo.json").write_text(json.dumps(document, indent=2) + "\n")
+    chart(results, baseline, args.out / "demo.png")
+    print(f"\nwrote {args.out / 'demo.json'} and {args.out / 'demo.png'} ({seconds:.0f} s in all)")
+
+
+def chart(results: list[PhaseResult], baseline: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    names = [r.policy for r in results]
+    left.bar(names, [100 * r.accuracy for r in results], color="#4477aa")
+    left.axhline(100 * baseline["exact_accuracy"], color="black", linestyle="--", label="in-process, no cheaters")
+    left.set_ylabel("test accuracy (%)")
+    left.set_ylim(0, 100)
+    left.legend(loc="lower right")
+    left.set_title("accuracy with 2 cheating nodes")
+    right.bar(names, [r.stake_slashed_eth for r in results], color="#cc6677")
+    right.set_ylabel("stake slashed (ETH)")
+    right.set_title("cheaters' stake slashed")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
 
 
 if __name__ == "__main__":
