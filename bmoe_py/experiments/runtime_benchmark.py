@@ -117,8 +117,8 @@ def main(argv: list[str] | None = None) -> int:
                 "policy": policy,
                 "tokens_per_s": report["tokens_per_s"],
                 "ratio": report["tokens_per_s"] / local["tokens_per_s"],
-                "p50_ms": report.get("p50_latency_ms"),
-                "p99_ms": report.get("p99_latency_ms"),
+                "p50_ms": report.get("latency_p50_ms"),
+                "p99_ms": report.get("latency_p99_ms"),
                 "calls": sum(report.get("calls_per_host", {}).values()),
                 "accuracy": report.get("accuracy"),
             }
