@@ -53,7 +53,6 @@ class PhaseResult:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--chain-port", type=int, default=8545)
     parser.add_argument("--ipfs-port", type=int, default=5001)
     parser.add_argument("--epochs", type=int, default=12, help="training epochs (default: %(default)s)")
     parser.add_argument("--samples", type=int, default=1000, help="test samples per policy (default: %(default)s)")
@@ -66,7 +65,7 @@ def main() -> int:
 
     started = time.monotonic()
     try:
-        with LocalNetwork(ROOT / ".bmoe" / "demo", chain_port=args.chain_port, ipfs_port=args.ipfs_port) as net:
+        with LocalNetwork(ROOT / ".bmoe" / "demo", ipfs_port=args.ipfs_port) as net:
             results, baseline = run_demo(net, args)
     except NetworkError as exc:
         print(f"demo: {exc}", file=sys.stderr)

@@ -153,6 +153,9 @@ class LocalNetwork:
 
     def deploy(self, *, force: bool = False) -> None:
         """Deploys the suite unless the manifest's deployment is alive on this chain."""
+        if self.chain_port != 8545:
+            # scripts/deploy.py deploys through brownie's `bmoe-local` network, declared at port 8545
+            raise NetworkError(f"deploying needs the chain on port 8545 (brownie's bmoe-local), not {self.chain_port}")
         alive = not force and self.run([PY, "-m", "bmoe_py", "deploy", "--rpc", self.rpc_url], check=False).returncode == 0
         if alive:
             self.say("the deployment in the manifest is alive on this chain: reusing it")

@@ -72,7 +72,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-tokens", type=int, default=1024, help="tokens per batch (default: %(default)s)")
     parser.add_argument("--nodes", type=int, default=3, help="honest edge nodes (default: %(default)s)")
     parser.add_argument("--optimistic-rate", type=float, default=0.1, help="P of optimistic:P (default: %(default)s)")
-    parser.add_argument("--chain-port", type=int, default=8545)
     parser.add_argument("--ipfs-port", type=int, default=5002)
     parser.add_argument("--json", type=Path, default=ROOT / "results" / "runtime_benchmark.json")
     parser.add_argument("--markdown", type=Path, default=ROOT / "docs" / "benchmarks.md")
@@ -83,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     from ..model.data import load_dataset
     from ..storage.client import IpfsClient
 
-    with LocalNetwork(ROOT / ".bmoe" / "bench", chain_port=args.chain_port, ipfs_port=args.ipfs_port) as net:
+    with LocalNetwork(ROOT / ".bmoe" / "bench", ipfs_port=args.ipfs_port) as net:
         net.start_chain()
         net.deploy()
         net.start_ipfs()
