@@ -9,7 +9,7 @@ export PATH := $(CURDIR)/node_modules/.bin:$(CURDIR)/$(BIN):$(PATH)
 BMOE_ANVIL_PORT ?= 8555
 export BMOE_ANVIL_PORT
 
-.PHONY: help setup toolchain networks compile test deploy gas demo clean
+.PHONY: help setup toolchain solc networks compile test deploy gas demo clean
 
 help:
 	@echo "make setup    create .venv, install Python and npm dependencies, register solc"
@@ -35,15 +35,16 @@ node_modules/.installed: package.json package-lock.json
 	npm install --no-audit --no-fund
 	touch $@
 
-$(VENV)/.solc: $(VENV)/.installed node_modules/.installed tools/install_solc.py tools/solc-js-native.js
-	$(BIN)/python tools/install_solc.py
-	touch $@
+# Re-registered on every run, not stamped: the wrapper in ~/.solcx points at one checkout's tools/, and the
+# checkout that registered it last may since have been deleted (a temporary clone), which breaks every other one.
+solc: $(VENV)/.installed node_modules/.installed
+	@$(BIN)/python tools/install_solc.py
 
 # brownie reads network definitions only from ~/.brownie/network-config.yaml: declare bmoe-local and the testnets.
 networks: $(VENV)/.installed
 	$(BIN)/python tools/brownie_networks.py
 
-setup toolchain: $(VENV)/.installed node_modules/.installed $(VENV)/.solc networks
+setup toolchain: $(VENV)/.installed node_modules/.installed solc networks
 
 compile: toolchain
 	brownie compile
