@@ -31,8 +31,8 @@ ROOT = Path(__file__).resolve().parents[2]
 ETHER = 10**18
 
 
-def in_process_throughput(chain, ipfs, model_id: int, x: torch.Tensor, batch: int, repeats: int = 3) -> dict:
-    """Tokens/s of the gate + exact experts in this process, the best of `repeats` passes (warm caches)."""
+def in_process_model(chain, ipfs, model_id: int):
+    """The published exact model whole in this process (`ExactMoE`), every file verified against the chain."""
     from ..model.exact import ExactMoE
     from ..publisher.fetch import load_expert_from_chain, load_gate_from_chain
 
@@ -43,7 +43,13 @@ def in_process_throughput(chain, ipfs, model_id: int, x: torch.Tensor, batch: in
          for e in range(config.num_experts)]
         for l in range(config.num_layers)
     ]  # fmt: skip
-    model = ExactMoE(gate.model, experts)
+    return ExactMoE(gate.model, experts)
+
+
+def in_process_throughput(chain, ipfs, model_id: int, x: torch.Tensor, batch: int, repeats: int = 3) -> dict:
+    """Tokens/s of the gate + exact experts in this process, the best of `repeats` passes (warm caches)."""
+    model = in_process_model(chain, ipfs, model_id)
+    config = model.model.config
     best = float("inf")
     for _ in range(repeats):
         started = time.perf_counter()
