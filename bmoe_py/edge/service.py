@@ -60,7 +60,7 @@ class EdgeService:
     attacker: Attacker
     executors: dict[int, LoadedExecutor] = field(default_factory=dict)
     ready: bool = False
-    _tasks: dict[int, tuple[float, str | None]] = field(default_factory=dict)
+    _tasks: dict[int, float] = field(default_factory=dict)  # task id -> until when it is known to be open
 
     @property
     def node(self) -> str:
@@ -104,15 +104,15 @@ class EdgeService:
         return request, executor
 
     def check_task(self, task_id: int) -> None:
-        """ApiError 422 unless the task exists, is open and is of this model (cached a few seconds: one chain read per
-        task, not per call)."""
+        """ApiError 422 unless the task exists, is open and is of this model. An open task is remembered for a few
+        seconds: one chain read per task and period, not per call (a task closed meanwhile is refused at commit)."""
         now = time.monotonic()
-        cached = self._tasks.get(task_id)
-        if cached is None or cached[0] < now:
-            reason = self._task_problem(task_id)
-            self._tasks[task_id] = cached = (now + _TASK_CACHE_SECONDS, reason)
-        if cached[1]:
-            raise ApiError(422, "unknown_task", cached[1])
+        if self._tasks.get(task_id, 0.0) > now:
+            return
+        reason = self._task_problem(task_id)
+        if reason:  # not cached: a task created a moment ago must be served at once
+            raise ApiError(422, "unknown_task", reason)
+        self._tasks[task_id] = now + _TASK_CACHE_SECONDS
 
     def _task_problem(self, task_id: int) -> str | None:
         from ..chain.client import TransactionReverted
@@ -186,6 +186,9 @@ def build_app(service: EdgeService) -> web.Application:
             response = await asyncio.to_thread(service.answer, *checked)
         except ApiError as exc:
             return _error(exc.status, exc.code, exc.message)
+        except Exception as exc:  # e.g. the chain unreachable for the task check: refuse this call, keep serving
+            log.exception("forward call failed")
+            return _error(500, "internal", f"{type(exc).__name__}: {exc}")
         return web.Response(body=response.encode(), content_type=CONTENT_TYPE)
 
     # The body limit is the frame limit (+1 so that exactly MAX_FRAME_BYTES reaches the frame decoder's check).
