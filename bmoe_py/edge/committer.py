@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from ..chain.client import TransactionReverted
 from ..protocol.bundle import WindowBundle
+from ._tx import tx_hash
 from .store import EdgeStore, Window
 
 if TYPE_CHECKING:
@@ -86,7 +87,7 @@ class Committer:
         )
         receipt = self.chain.send(fn)
         (event,) = self.chain.events(receipt, "ResultLedger", "CommitmentPosted")
-        tx = receipt["transactionHash"].hex()
+        tx = tx_hash(receipt)
         self.store.set_committed(window.id, int(event["commitment"]["postedAt"]), tx)
         log.info("committed window %d: task %d expert %d v%d, %d tokens, root 0x%s, bundle %s, tx %s, gas %d "
                  "(%.1f per token)", window.id, window.task_id, window.expert_index, window.expert_version, len(bundle),
@@ -99,5 +100,5 @@ class Committer:
         for entry in logs:
             c = entry["args"]["commitment"]
             if bytes(c["root"]) == root and not c["fromReceipt"] and c["expertIndex"] == window.expert_index:
-                return int(c["postedAt"]), entry["transactionHash"].hex()
+                return int(c["postedAt"]), tx_hash(entry)
         return None
