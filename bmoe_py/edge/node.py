@@ -125,5 +125,6 @@ class EdgeNode:
                 raise
             except Exception as exc:  # a duty must never stop the node: log, back off, try again
                 failures += 1
-                log.error("%s duty failed (%d in a row), retrying: %s: %s", name, failures, type(exc).__name__, exc)
+                message = " ".join(str(exc).split())[:500]  # one line, whatever a server put in its error page
+                log.error("%s duty failed (%d in a row), retrying: %s: %s", name, failures, type(exc).__name__, message)
             await asyncio.sleep(self.config.poll_seconds * min(2 ** failures, 20))
