@@ -28,6 +28,7 @@ from .enrollment import ensure_hosting, ensure_stake
 from .executor import load_executor, pick_device
 from .payments import Payments
 from .service import EdgeService, build_app
+from .signer import ReceiptSigner
 from .store import EdgeStore
 
 if TYPE_CHECKING:
@@ -47,7 +48,8 @@ class EdgeNode:
     def __init__(self, config: EdgeConfig, chain: Chain, ipfs: IpfsClient, key: str) -> None:
         self.config, self.chain, self.ipfs = config, chain, ipfs
         self.store = EdgeStore(config.state_dir / "edge.sqlite3")
-        self.service = EdgeService(chain, key, config.model_id, self.store, Attacker(config.attack))
+        signer = ReceiptSigner(key, chain.chain_id, chain.ledger.address)
+        self.service = EdgeService(chain, signer, config.model_id, self.store, Attacker(config.attack))
         self.url: str | None = None
 
     async def run(self, stop: asyncio.Event) -> None:

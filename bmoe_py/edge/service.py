@@ -16,9 +16,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from aiohttp import web
 
+from ..crypto.hashing import keccak256
 from ..crypto.leaves import TokenLeaf
 from ..crypto.merkle import MerkleTree
-from ..crypto.receipts import Receipt, sign_receipt
+from ..crypto.receipts import Receipt
 from ..protocol.wire import (
     CONTENT_TYPE,
     MAX_FRAME_BYTES,
@@ -30,6 +31,7 @@ from ..protocol.wire import (
 )
 from .attacks import Attacker
 from .executor import LoadedExecutor
+from .signer import ReceiptSigner
 from .store import DuplicateRequest, EdgeStore
 
 if TYPE_CHECKING:
@@ -54,7 +56,7 @@ class EdgeService:
     """Everything a forward call needs; `executors` is empty (and /v1/health says 503) until the node is ready."""
 
     chain: Chain
-    key: str
+    signer: ReceiptSigner
     model_id: int
     store: EdgeStore
     attacker: Attacker
@@ -135,15 +137,12 @@ class EdgeService:
         honest = executor.run(request.tokens)
         outputs, manipulated = self.attacker(honest)
         node, version = self.node, executor.version
-        leaves = [
-            TokenLeaf.from_vectors(node, self.model_id, executor.index, version, request.request_id, i, x, y).hash()
-            for i, (x, y) in enumerate(zip(request.tokens, outputs))
-        ]
+        leaves = token_leaves(node, self.model_id, executor.index, version, request.request_id, request.tokens, outputs)
         receipt = Receipt(
             request.task_id, node, self.model_id, executor.index, version, request.request_id,
             MerkleTree(leaves).root, len(outputs),
         )  # fmt: skip
-        signature = sign_receipt(receipt, self.key, self.chain.chain_id, self.chain.ledger.address)
+        signature = self.signer.sign(receipt)
         try:
             self.store.add_request(
                 request.request_id, request.task_id, executor.index, version, np.asarray(request.tokens), outputs,
@@ -155,6 +154,20 @@ class EdgeService:
             log.info("request 0x%s: manipulated %d of %d tokens (attack %s)", request.request_id.hex()[:12],
                      int(manipulated.sum()), len(outputs), self.attacker.config.mode)  # fmt: skip
         return ForwardResponse(receipt, signature, outputs)
+
+
+def token_leaves(node: str, model_id: int, expert: int, version: int, request_id: bytes, inputs: np.ndarray,
+                 outputs: np.ndarray) -> list[bytes]:  # fmt: skip
+    """The leaf hashes of one request's tokens, in token order: `TokenLeaf(...).hash()` (protocol 2.1) with the
+    fields every token of the request shares encoded once (a third of the cost on a 1,024-token request)."""
+    head = TokenLeaf(node, model_id, expert, version, request_id, 0, bytes(32), bytes(32)).encode()[: 5 * 32]
+    inputs, outputs = np.ascontiguousarray(inputs), np.ascontiguousarray(outputs)
+    if inputs.dtype != np.int8:  # float vectors are hashed as float32 little-endian (protocol 2.1)
+        inputs, outputs = inputs.astype("<f4"), outputs.astype("<f4")
+    return [
+        keccak256(keccak256(head + i.to_bytes(32, "big") + keccak256(x.tobytes()) + keccak256(y.tobytes())))
+        for i, (x, y) in enumerate(zip(inputs, outputs))
+    ]
 
 
 def _duplicate(request: ForwardRequest) -> ApiError:
