@@ -17,7 +17,7 @@ __all__ = ["Payments", "chain_time"]
 
 log = logging.getLogger("bmoe.edge")
 _STATUS = {2: "finalized", 3: "invalidated"}  # IResultLedger.Status
-_CLAIM_EVERY = 10  # ticks between claimable checks when nothing was finalized
+_CLAIM_EVERY = 4  # ticks between claimable checks when nothing was finalized (bonds won in disputes)
 
 
 def chain_time(chain: Chain) -> int:
