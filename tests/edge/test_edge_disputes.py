@@ -141,3 +141,17 @@ def test_node_responds_to_a_challenge_on_a_commitment_posted_from_its_receipt(ne
         assert len(responded(chain, dispute)) == 2
     finally:
         assert edge.stop() == 0
+
+
+def test_challenge_made_while_the_node_was_down_is_answered_after_its_restart(network, chain, ipfs, model_id, node_key, tmp_path):
+    task = create_task(chain, model_id)
+    edge = start_edge(network.env(), model_id, [0], node_key, tmp_path, window_seconds=1)
+    forward(edge.url, chain, task, model_id, 0, tokens(3))
+    commitment, bundle = committed(chain, ipfs, edge.address)
+    edge.kill()
+    dispute = challenge(chain, commitment, bundle, 1)
+    edge = start_edge(network.env(), model_id, [0], node_key, tmp_path, window_seconds=1)
+    try:
+        assert len(responded(chain, dispute)) == 2
+    finally:
+        assert edge.stop() == 0
