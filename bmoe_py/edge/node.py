@@ -71,7 +71,8 @@ class EdgeNode:
         finally:
             await runner.cleanup()
             self.store.close()
-            log.info("edge node %s stopped", self.chain.address)
+            if self.service.ready:
+                log.info("edge node %s stopped", self.chain.address)
 
     def _prepare(self) -> list[tuple[str, Callable[[], None]]]:
         """Everything before serving: stake, experts, registration. Returns the duties to run periodically."""

@@ -14,7 +14,7 @@ from bmoe_py.model.int8_ref import expert_forward
 from bmoe_py.storage.client import IpfsClient
 
 from conftest import ETHER
-from edge_nodes import start_edge
+from edge_nodes import EdgeStartError, start_edge
 from edge_client import create_task, forward, tokens
 
 pytestmark = pytest.mark.timeout(120)
@@ -81,3 +81,9 @@ def test_sigterm_stops_the_node_with_exit_code_zero(network, model_id, node_key,
     node = start_edge(network.env(), model_id, [1], node_key, tmp_path)
     assert node.stop() == 0
     assert f"edge node {node.address} stopped" in node.log
+    assert node_key[2:].lower() not in node.log.lower()  # the key is never printed
+
+
+def test_an_unknown_model_stops_the_node_with_a_one_line_error(network, node_key, tmp_path):
+    with pytest.raises(EdgeStartError, match=r"exit code 1\):\nbmoe edge: chain \d+ has no model 999"):
+        start_edge(network.env(), 999, [0], node_key, tmp_path, timeout=60)
