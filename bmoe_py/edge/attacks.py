@@ -15,6 +15,7 @@ Each token is manipulated with probability `fraction`.
 """
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -51,6 +52,7 @@ class Attacker:
 
     config: AttackConfig
     _rng: np.random.Generator = field(init=False)
+    _lock: threading.Lock = field(init=False, default_factory=threading.Lock)  # forward calls run in parallel threads
 
     def __post_init__(self) -> None:
         self._rng = np.random.default_rng(self.config.seed)
@@ -60,10 +62,11 @@ class Attacker:
         if not self.config.enabled:
             return outputs, np.zeros(len(outputs), dtype=bool)
         exact = outputs.dtype == np.int8
-        chosen = self._rng.random(len(outputs)) < self.config.fraction
         values = outputs.astype(np.float64)
         scale = _INT8_SCALE if exact else float(values.std() or 1.0)
-        bent = self._bend(values[chosen], scale)
+        with self._lock:  # a numpy Generator is not thread-safe
+            chosen = self._rng.random(len(outputs)) < self.config.fraction
+            bent = self._bend(values[chosen], scale)
         result = values.copy()
         result[chosen] = bent
         if exact:

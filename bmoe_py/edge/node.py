@@ -48,9 +48,22 @@ class EdgeNode:
     def __init__(self, config: EdgeConfig, chain: Chain, ipfs: IpfsClient, key: str) -> None:
         self.config, self.chain, self.ipfs = config, chain, ipfs
         self.store = EdgeStore(config.state_dir / "edge.sqlite3")
+        self._claim_state_dir()
         signer = ReceiptSigner(key, chain.chain_id, chain.ledger.address)
         self.service = EdgeService(chain, signer, config.model_id, self.store, Attacker(config.attack))
         self.url: str | None = None
+
+    def _claim_state_dir(self) -> None:
+        """A state dir belongs to one node and model: its requests are signed by that key, its windows for that model."""
+        owner = {"node": self.chain.address, "model": str(self.config.model_id), "chain": str(self.chain.chain_id)}
+        for key, value in owner.items():
+            recorded = self.store.get_meta(key)
+            if recorded is None:
+                self.store.set_meta(key, value)
+            elif recorded != value:
+                self.store.close()
+                raise NodeSetupError(f"{self.config.state_dir} holds the state of {key} {recorded}, not {value}: "
+                                     "use another --state-dir")  # fmt: skip
 
     async def run(self, stop: asyncio.Event) -> None:
         config = self.config

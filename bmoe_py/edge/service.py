@@ -11,11 +11,12 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from aiohttp import web
 
+from ..chain.client import Chain, TransactionReverted
 from ..crypto.hashing import keccak256
 from ..crypto.leaves import TokenLeaf
 from ..crypto.merkle import MerkleTree
@@ -33,9 +34,6 @@ from .attacks import Attacker
 from .executor import LoadedExecutor
 from .signer import ReceiptSigner
 from .store import DuplicateRequest, EdgeStore
-
-if TYPE_CHECKING:
-    from ..chain.client import Chain
 
 __all__ = ["ApiError", "EdgeService", "build_app"]
 
@@ -81,7 +79,8 @@ class EdgeService:
         }
 
     def check(self, data: bytes) -> tuple[ForwardRequest, LoadedExecutor]:
-        """The decoded request and the expert it asks for, or ApiError (everything but the task and duplicates)."""
+        """The decoded request and the expert it asks for, or ApiError (everything but the task, which
+        needs a chain read: `answer` checks it in a worker thread)."""
         try:
             _, tensors = decode_frame(data)
             tokens = tensors.get("tokens")
@@ -117,10 +116,8 @@ class EdgeService:
         self._tasks[task_id] = now + _TASK_CACHE_SECONDS
 
     def _task_problem(self, task_id: int) -> str | None:
-        from ..chain.client import TransactionReverted
-
         try:
-            publisher, closed, model_id, *_ = self.chain.call(self.chain.ledger.functions.task(task_id))
+            _, closed, model_id, *_ = self.chain.call(self.chain.ledger.functions.task(task_id))
         except TransactionReverted as exc:
             if exc.name == "UnknownTask":
                 return f"task {task_id} does not exist"

@@ -8,6 +8,7 @@ import requests
 from eth_account import Account
 
 from bmoe_py.crypto.receipts import recover_signer
+from bmoe_py.edge.store import EdgeStore
 from bmoe_py.protocol.bundle import WindowBundle
 from bmoe_py.publisher.fetch import load_expert_from_chain
 from bmoe_py.model.int8_ref import expert_forward
@@ -87,3 +88,12 @@ def test_sigterm_stops_the_node_with_exit_code_zero(network, model_id, node_key,
 def test_an_unknown_model_stops_the_node_with_a_one_line_error(network, node_key, tmp_path):
     with pytest.raises(EdgeStartError, match=r"exit code 1\):\nbmoe edge: chain \d+ has no model 999"):
         start_edge(network.env(), 999, [0], node_key, tmp_path, timeout=60)
+
+
+def test_a_state_dir_of_another_node_is_refused(network, model_id, node_key, tmp_path):
+    state = tmp_path / "other"
+    store = EdgeStore(state / "edge.sqlite3")
+    store.set_meta("node", "0x" + "11" * 20)
+    store.close()
+    with pytest.raises(EdgeStartError, match="holds the state of node 0x1111"):
+        start_edge(network.env(), model_id, [0], node_key, tmp_path, state_dir=state, timeout=60)
