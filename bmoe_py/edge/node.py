@@ -17,6 +17,7 @@ import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+import torch
 from aiohttp import web
 
 from ..publisher.records import read_model
@@ -103,6 +104,10 @@ class EdgeNode:
             device = pick_device(config.device)
         except RuntimeError as exc:
             raise NodeSetupError(str(exc)) from None
+        if device.type == "cpu" and "OMP_NUM_THREADS" not in os.environ:
+            # Forward calls already run in parallel worker threads; intra-op threads on top of them only spin and
+            # contend, above all when several nodes, anvil and IPFS share a small machine. OMP_NUM_THREADS overrides.
+            torch.set_num_threads(1)
         disputes = DisputeResponder(chain, self.store, self.service.executors, config.model_id)
         ensure_stake(chain, model.min_node_stake, config.stake)
         for index in config.experts:
