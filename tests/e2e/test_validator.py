@@ -201,3 +201,33 @@ def test_the_validator_process_catches_a_cheat_and_finishes_the_dispute_after_a_
         assert proc.wait(timeout=20) == 0
     assert disputes_by(chain, chain.address) == [dispute]
     assert "dispute %d ended: fraud" % dispute in (tmp_path / "log.txt").read_text()
+
+
+def test_a_signflip_edge_node_process_is_caught_and_slashed_by_a_validator_process(
+    network, model_id, validator_key, accounts, tmp_path
+):
+    import requests
+
+    from bmoe_py.crypto import request_id
+    from bmoe_py.protocol.wire import CONTENT_TYPE, ForwardRequest
+    from edge_nodes import start_edge
+
+    publisher = network.chain()
+    chain = network.chain(validator_key)
+    edge = start_edge(network.env(), model_id, [0], fresh_key(accounts[0]), tmp_path, attack="signflip", window_seconds=1)
+    proc = None
+    try:
+        proc = start_validator(network, validator_key, model_id, tmp_path, tmp_path / "ready.json")
+        task = create_task(publisher, model_id)
+        x = np.random.default_rng(11).integers(-128, 128, (16, 8), dtype=np.int8)
+        body = ForwardRequest(task, model_id, 0, 0, request_id(task, publisher.address, 1), x).encode()
+        reply = requests.post(edge.url + "/v1/forward", data=body, headers={"Content-Type": CONTENT_TYPE}, timeout=20)
+        assert reply.status_code == 200, reply.text
+        wait_for(lambda: chain.call(chain.staking.functions.stakeOf(edge.address)) == 0, timeout=60, what="the slash")
+    finally:
+        if proc is not None:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=20)
+        edge.stop()
+    (dispute,) = disputes_by(chain, chain.address)
+    assert chain.call(chain.fraud_proof.functions.dispute(dispute))[6] == 3  # NodeSlashed
