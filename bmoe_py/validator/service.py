@@ -2,9 +2,9 @@
 
 One pass (`run_once`) does, in order: reconcile challenges that a crash left unrecorded, store new commitments,
 check the unchecked ones (sample and re-execute), challenge one wrong token of each wrong commitment (one proven
-token takes the node's whole stake, so more disputes would only cost gas), advance every open dispute, and take
-part in the committees this validator was drawn on. Each step reads its work from the store, so a pass interrupted
-anywhere is completed by the next one, in this process or after a restart.
+token takes the node's whole stake, so more disputes would only cost gas), take part in the committees (draw,
+vote, finalize when due), and advance every open dispute of its own. Each step reads its work from the store, so a
+pass interrupted anywhere is completed by the next one, in this process or after a restart.
 """
 from __future__ import annotations
 
@@ -85,9 +85,9 @@ class Validator:
             self._check(stored.commitment, stored.bundle_cid)
         for stored in self.store.commitments("wrong"):
             self._challenge(stored.commitment, stored.bundle_cid)
-        self._advance()
-        if self.committee is not None:
+        if self.committee is not None:  # first: it may finalize a dispute that _advance then records and claims
             self.stats.votes += self.committee.step()
+        self._advance()
 
     # ------------------------------------------------------------------------------------------------ steps
 

@@ -59,20 +59,29 @@ def window(network, node, float_model_id, expert):
 
 
 @pytest.fixture
-def validators(network, ipfs, float_model_id, accounts, tmp_path, window):
-    """Three staked validators that joined the set after the commitment (so they do not check it themselves:
-    the test is the challenger)."""
-    start = network.chain().w3.eth.block_number + 1
+def make_validators(network, ipfs, float_model_id, accounts, tmp_path):
+    """`make_validators(from_block)`: three validators with 1 ETH of stake each, in the validator set, watching
+    commitments from `from_block`."""
     made = []
-    for i in range(3):
-        store = ValidatorStore(tmp_path / f"validator-{i}.sqlite")
-        config = ValidatorConfig(float_model_id, sample_rate=1.0, from_block=start)
-        validator = Validator(network.chain(fresh_key(accounts[0])), ipfs, store, config)
-        validator.committee.join(stake=ETHER)
-        made.append(validator)
-    yield made
+
+    def make(from_block: int) -> list[Validator]:
+        for i in range(3):
+            store = ValidatorStore(tmp_path / f"validator-{i}.sqlite")
+            config = ValidatorConfig(float_model_id, sample_rate=1.0, from_block=from_block)
+            validator = Validator(network.chain(fresh_key(accounts[0])), ipfs, store, config)
+            validator.committee.join(stake=ETHER)
+            made.append(validator)
+        return made
+
+    yield make
     for validator in made:
         validator.store.close()
+
+
+@pytest.fixture
+def validators(network, make_validators, window):
+    """Validators that watch only blocks after the commitment: the test is the challenger, they only vote."""
+    return make_validators(network.chain().w3.eth.block_number + 1)
 
 
 def challenge(chain, window, position: int) -> int:
@@ -149,3 +158,19 @@ def test_a_committee_votes_honest_on_a_float_token_within_tolerance(network, nod
     state = chain.call(chain.committee.functions.dispute(dispute))
     assert (state[10], state[11], state[12]) == (HONEST, 0, 3 * ETHER)
     assert chain.call(chain.staking.functions.stakeOf(node.address)) == ETHER
+
+
+def test_a_validator_that_finds_a_wrong_float_token_challenges_it_and_the_others_convict(
+    network, node, window, make_validators, web3
+):
+    chain = network.chain()
+    validators = make_validators(0)
+    validators[0].run_once()  # checks the commitment, finds token 2 wrong, opens a committee dispute
+    (row,) = validators[0].store.disputes()
+    assert (row.module, row.position) == ("committee", 2)
+    run_vote(validators, web3, chain, row.dispute_id)
+    assert chain.call(chain.committee.functions.dispute(row.dispute_id))[10] == FRAUD
+    assert chain.call(chain.staking.functions.stakeOf(node.address)) == 0
+    (row,) = validators[0].store.disputes()
+    assert (row.outcome, row.done) == ("fraud", True)  # the challenger's reward is claimed
+    assert [v.store.disputes() for v in validators[1:]] == [[], []]  # the leaf was taken: no second dispute
