@@ -231,3 +231,19 @@ def test_a_signflip_edge_node_process_is_caught_and_slashed_by_a_validator_proce
         edge.stop()
     (dispute,) = disputes_by(chain, chain.address)
     assert chain.call(chain.fraud_proof.functions.dispute(dispute))[6] == 3  # NodeSlashed
+
+
+@pytest.mark.parametrize(
+    "args, env, message",
+    [
+        (["--sample-rate", "0"], {}, "the sample rate must be in (0, 1], not 0.0"),
+        ([], {"BMOE_PRIVATE_KEY": ""}, "no private key: set BMOE_PRIVATE_KEY"),
+    ],
+)
+def test_the_validator_command_refuses_bad_options_with_one_line(network, args, env, message):
+    done = subprocess.run(
+        [sys.executable, "-m", "bmoe_py", "validator", "--model", "1", *args], env=network.env(**env),
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode in (1, 2) and message in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr
