@@ -130,6 +130,15 @@ def test_a_bundle_whose_root_is_not_the_committed_root_is_refused(node, make_val
     assert validator.store.status(honest.commitment.id()) == "ok"
 
 
+def test_a_commitment_seen_after_its_challenge_window_is_not_challenged(node, make_validator, task, layers, tokens, web3):
+    window = node.commit(task, 0, layers, tokens, manipulate=(0,))
+    validator = make_validator()
+    travel(web3, validator.chain.call(validator.chain.registry.functions.model(validator.config.model_id))[4] + 1)
+    validator.run_once()
+    assert validator.store.status(window.commitment.id()) == "expired"
+    assert disputes_by(validator.chain, validator.chain.address) == []
+
+
 def test_a_commitment_of_another_model_is_ignored(network, node, make_validator, task, layers, tokens, ipfs):
     from bmoe_py.publisher.publish import publish_model
     from test_model_publish import small_model
