@@ -26,6 +26,7 @@ import torch
 
 from ..crypto.leaves import request_id
 from ..protocol.wire import MAX_TOKENS_PER_REQUEST, ForwardRequest
+from ..validator.fraud import FraudProofDriver
 from .challenge import challenge_answer
 from .fetch import load_gate_from_chain
 from .hosts import ExpertUnavailable, HostDirectory
@@ -94,6 +95,7 @@ class InferenceSession:
         self._requests = ThreadPoolExecutor(workers, thread_name_prefix="bmoe-request")
         self._http = ThreadPoolExecutor(workers * max(1, self.policy.replicas), thread_name_prefix="bmoe-http")
         self._disputes = ThreadPoolExecutor(2, thread_name_prefix="bmoe-dispute")
+        self._driver: FraudProofDriver | None = None  # made on the first challenge; caches verified expert weights
         self._pending: list[tuple[str, int, Future]] = []
         self._challenged: set[str] = set()
         self._lock = threading.Lock()
@@ -262,8 +264,11 @@ class InferenceSession:
             if answer.host in self._challenged:
                 return
             self._challenged.add(answer.host)
+            if self._driver is None:
+                self._driver = FraudProofDriver(self.chain, self.ipfs)
         future = self._disputes.submit(
-            challenge_answer, self.chain, self.ipfs, answer, wrong[0], settle_timeout=self.dispute_timeout
+            challenge_answer, self.chain, self.ipfs, answer, wrong[0], settle_timeout=self.dispute_timeout,
+            driver=self._driver,
         )
         self._pending.append((answer.host, expert.index, future))
 
