@@ -12,6 +12,7 @@ COMMANDS: dict[str, str] = {
     "ipfs": "run the embedded IPFS node (Kubo engine) and talk to IPFS nodes",
     "model": "train, quantise, publish and inspect models",
     "deploy": "show the deployment manifest of a chain",
+    "edge": "run an edge node: host experts, serve forward calls, commit, get paid, answer disputes",
     "infer": "classify a data set with a published model whose experts run on edge nodes",
 }
 
