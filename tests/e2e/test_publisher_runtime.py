@@ -25,10 +25,7 @@ from bmoe_py.publisher.publish import publish_model
 from bmoe_py.publisher.runtime import InferenceSession, SessionError
 from bmoe_py.publisher.tasks import close_task, create_task, task_state
 from bmoe_py.storage.client import IpfsClient
-try:
-    from edge_nodes import EdgeProcess, start_edge
-except ImportError:  # TEMP until h1 merges
-    EdgeProcess = start_edge = None
+from edge_nodes import EdgeProcess, start_edge
 
 pytestmark = pytest.mark.timeout(150)
 ETHER = 10**18
