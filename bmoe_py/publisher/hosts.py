@@ -1,8 +1,9 @@
 """Which edge nodes may serve each expert, as the chain says, kept current while a task runs.
 
 The registry is the only source of hosts (`hosts`, `endpointOf`, `isActiveHost`): a node whose stake fell below
-the model's minimum (slashed or unbonded) is no longer active and is dropped at the next refresh. A `Slashed`
-event forces that refresh at once, so a node proven to cheat gets no further call from this publisher. Besides
+the model's minimum (slashed or unbonded) is no longer active and is dropped at the next refresh. `Slashed`,
+`UnbondRequested` and host (un)registration events force that refresh before the next batch, so a node proven to
+cheat, by this publisher or by a validator, gets no further call from it. Besides
 the chain's view, the publisher keeps two local ones: hosts it caught lying itself (evicted for the session) and
 hosts that failed a call or a health check (skipped for `down_for` seconds, then tried again).
 """
@@ -104,15 +105,25 @@ class HostDirectory:
             self._refreshed_at = time.monotonic()
 
     def _watch_slashes(self) -> None:
-        """Evicts every node slashed since the last look (one `eth_getLogs`), before the next call is routed."""
+        """Evicts every node slashed since the last look, and forces a refresh when a host may have changed
+        (slashed, unbonding, host registered or unregistered), before the next call is routed."""
         head = self.chain.w3.eth.block_number
         if head <= self._last_block:
             return
-        logs = self.chain.staking.events.Slashed().get_logs(from_block=self._last_block + 1, to_block=head)
+        blocks = {"from_block": self._last_block + 1, "to_block": head}
         self._last_block = head
-        for entry in logs:
+        staking, registry = self.chain.staking.events, self.chain.registry.events
+        slashed = staking.Slashed().get_logs(**blocks)
+        for entry in slashed:
             self.evict(entry["args"]["account"], f"slashed {entry['args']['amount']} wei on chain")
-        if logs:
+        hosting = {"modelId": self.model_id}
+        changed = (
+            slashed
+            or staking.UnbondRequested().get_logs(**blocks)
+            or registry.HostUnregistered().get_logs(argument_filters=hosting, **blocks)
+            or registry.HostRegistered().get_logs(argument_filters=hosting, **blocks)
+        )
+        if changed:
             self._refreshed_at = float("-inf")
 
     # ------------------------------------------------------------------ routing

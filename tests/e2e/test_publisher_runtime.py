@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -16,8 +17,11 @@ import pytest
 import torch
 from eth_account import Account
 
+from bmoe_py.crypto.commitments import Commitment
 from bmoe_py.model.data import load_digits
 from bmoe_py.model.exact import ExactMoE
+from bmoe_py.model.int8_ref import expert_forward
+from bmoe_py.protocol.bundle import WindowBundle
 from bmoe_py.publisher.fetch import load_expert_from_chain, load_gate_from_chain
 from bmoe_py.publisher.hosts import ExpertUnavailable
 from bmoe_py.publisher.prepare import TrainingOptions, model_files, prepare
@@ -25,6 +29,7 @@ from bmoe_py.publisher.publish import publish_model
 from bmoe_py.publisher.runtime import InferenceSession, SessionError
 from bmoe_py.publisher.tasks import close_task, create_task, task_state
 from bmoe_py.storage.client import IpfsClient
+from bmoe_py.validator.fraud import FraudProofDriver
 from edge_nodes import EdgeProcess, start_edge
 
 pytestmark = pytest.mark.timeout(150)
@@ -72,7 +77,8 @@ def chain(network):
 
 @pytest.fixture
 def nodes(network, model_id, accounts, tmp_path):
-    """`nodes(n, attack=...)` starts n edge nodes (in parallel) hosting every expert; all are stopped after the test."""
+    """`nodes(n, attack=...)` starts n edge nodes (in parallel) hosting every expert; all are stopped after the test.
+    `nodes.keys[address]` is a node's key, for tests that act as the node's owner."""
     started: list[EdgeProcess] = []
 
     def start(count: int, **flags) -> list[EdgeProcess]:
@@ -81,11 +87,13 @@ def nodes(network, model_id, accounts, tmp_path):
             account = Account.create()
             accounts[0].transfer(account.address, 5 * ETHER)
             keys.append("0x" + bytes(account.key).hex())
+            start.keys[account.address] = keys[-1]
         with ThreadPoolExecutor(count) as pool:
             edges = list(pool.map(lambda key: start_edge(network.env(), model_id, EXPERTS, key, tmp_path, **flags), keys))
         started.extend(edges)
         return edges
 
+    start.keys = {}
     yield start
     for edge in started:
         edge.stop()
@@ -155,6 +163,52 @@ def test_under_redundant_3_a_cheating_host_is_outvoted_slashed_and_dropped(chain
     assert cheater.address not in again.calls_per_host
     assert set(again.calls_per_host) == {e.address for e in honest}
     assert all(stake_of(chain, e.address) > 0 for e in honest)
+
+
+def test_a_host_that_unbonds_its_stake_gets_no_further_call(network, chain, ipfs, model_id, digits, nodes):
+    staying, leaving = nodes(2)
+    x, _ = digits
+    with InferenceSession(chain, ipfs, model_id, "none") as session:
+        before = session.run(x[:16], batch_size=4)
+        owner = network.chain(nodes.keys[leaving.address])
+        owner.send(owner.staking.functions.requestUnbond(stake_of(chain, leaving.address)))
+        after = session.run(x[:16], batch_size=4)
+    assert before.calls_per_host.get(leaving.address, 0) > 0
+    assert list(after.calls_per_host) == [staying.address]
+
+
+def test_under_optimistic_a_host_slashed_by_a_validator_is_dropped(network, chain, ipfs, model_id, digits, nodes, accounts):
+    honest, cheater = nodes(1)[0], nodes(1, attack="signflip")[0]
+    x, _ = digits
+    with InferenceSession(chain, ipfs, model_id, "optimistic:1") as session:
+        before = session.run(x[:16], batch_size=4)
+        assert before.calls_per_host.get(cheater.address, 0) > 0
+        # A validator re-executes the cheater's first committed window and proves one wrong token.
+        commitment, bundle = wait_for_window(chain, ipfs, cheater.address, session.task_id)
+        layers = load_expert_from_chain(chain, ipfs, model_id, commitment.expert_index).layers
+        honest_outputs = expert_forward(layers, bundle.inputs)[-1]
+        wrong = next(i for i in range(len(bundle)) if not np.array_equal(honest_outputs[i], bundle.outputs[i]))
+        validator = Account.create()
+        accounts[0].transfer(validator.address, 2 * ETHER)
+        driver = FraudProofDriver(network.chain("0x" + bytes(validator.key).hex()), ipfs)
+        status = driver.settle(driver.challenge(commitment, bundle.token(wrong)), timeout=60)
+        assert status.outcome == "fraud"
+        after = session.run(x, batch_size=8)
+    assert list(after.calls_per_host) == [honest.address]
+    assert after.evicted[cheater.address].startswith("slashed")
+    assert after.disputes["opened"] == 0  # the validator's dispute, not the publisher's
+
+
+def wait_for_window(chain, ipfs, node: str, task_id: int, timeout: float = 30.0):
+    """The first commitment `node` posts for the task, and its bundle from IPFS."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        posted = chain.ledger.events.CommitmentPosted().get_logs(from_block=0, argument_filters={"node": node, "taskId": task_id})
+        if posted:
+            event = posted[0]["args"]
+            return Commitment.from_event(event["commitment"]), WindowBundle.decode(ipfs.cat(event["bundleCid"]))
+        time.sleep(0.5)
+    raise AssertionError(f"{node} committed nothing for task {task_id} in {timeout}s")
 
 
 def test_a_task_completes_while_one_host_is_down(chain, ipfs, model_id, reference, digits, nodes):
