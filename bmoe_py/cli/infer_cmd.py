@@ -74,6 +74,11 @@ def register(subparsers: argparse._SubParsersAction, name: str, summary: str) ->
         "--dispute-timeout", type=_positive(float), default=120.0, metavar="SECONDS",
         help="seconds to wait for challenges of outvoted hosts to settle before reporting (default: %(default)s)",
     )  # fmt: skip
+    parser.add_argument(
+        "--torch-threads", type=_positive(int), default=1, metavar="N",
+        help="CPU threads of the local gate (default: %(default)s: the gate is small, and idle OpenMP threads spin "
+        "on cores that the edge nodes of a local network need)",
+    )  # fmt: skip
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     chain_options(parser)
     key_options(parser, "the publisher's")
@@ -103,10 +108,13 @@ def _infer(args: argparse.Namespace) -> int:
     try:
         key = private_key(args)
         chain = connect(args, key)  # before loading torch and data: a wrong chain should fail at once
+        import torch
+
         from bmoe_py.model.data import load_dataset
         from bmoe_py.publisher.runtime import InferenceSession
         from bmoe_py.storage.client import IpfsClient
 
+        torch.set_num_threads(args.torch_threads)
         data = load_dataset(args.dataset)
         x, y = data.x_test[: args.samples], data.y_test[: args.samples]
         with IpfsClient(args.ipfs) as ipfs:

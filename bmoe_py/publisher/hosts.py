@@ -2,7 +2,7 @@
 
 The registry is the only source of hosts (`hosts`, `endpointOf`, `isActiveHost`): a node whose stake fell below
 the model's minimum (slashed or unbonded) is no longer active and is dropped at the next refresh. `Slashed`,
-`UnbondRequested` and host (un)registration events force that refresh before the next batch, so a node proven to
+`UnbondRequested`, `Deposited` and host (un)registration events force that refresh before the next batch, so a node proven to
 cheat, by this publisher or by a validator, gets no further call from it. Besides
 the chain's view, the publisher keeps two local ones: hosts it caught lying itself (evicted for the session) and
 hosts that failed a call or a health check (skipped for `down_for` seconds, then tried again).
@@ -55,7 +55,7 @@ class HostDirectory:
         experts: Iterable[int],
         *,
         call_timeout: float = 10.0,
-        refresh_interval: float = 2.0,
+        refresh_interval: float = 30.0,
         down_for: float = 5.0,
     ) -> None:
         self.chain = chain
@@ -74,6 +74,12 @@ class HostDirectory:
         self._lock = threading.Lock()
         self._refreshed_at = float("-inf")
         self._last_block = chain.w3.eth.block_number
+        self._watched = {  # topic0 -> event, of every event that can change who may serve an expert
+            bytes.fromhex(event().topic.removeprefix("0x")): event()
+            for event in (chain.staking.events.Slashed, chain.staking.events.UnbondRequested,
+                          chain.staking.events.Deposited, chain.registry.events.HostRegistered,
+                          chain.registry.events.HostUnregistered)
+        }  # fmt: skip
         self._rotation = 0
 
     def close(self) -> None:
@@ -83,7 +89,7 @@ class HostDirectory:
 
     def refresh(self, force: bool = False) -> None:
         """Re-reads the hosts of every expert from the registry (at most every `refresh_interval` s unless forced)."""
-        self._watch_slashes()
+        self._watch_events()
         if not force and time.monotonic() - self._refreshed_at < self.refresh_interval:
             return
         registry = self.chain.registry
@@ -104,25 +110,29 @@ class HostDirectory:
                 }  # fmt: skip
             self._refreshed_at = time.monotonic()
 
-    def _watch_slashes(self) -> None:
+    def _watch_events(self) -> None:
         """Evicts every node slashed since the last look, and forces a refresh when a host may have changed
-        (slashed, unbonding, host registered or unregistered), before the next call is routed."""
+        (slashed, unbonding, staking again, host registered or unregistered), before the next call is routed.
+
+        One `eth_getLogs` over both contracts and all five events: this runs before every batch.
+        """
         head = self.chain.w3.eth.block_number
         if head <= self._last_block:
             return
-        blocks = {"from_block": self._last_block + 1, "to_block": head}
+        logs = self.chain.w3.eth.get_logs({
+            "fromBlock": self._last_block + 1, "toBlock": head,
+            "address": [self.chain.staking.address, self.chain.registry.address],
+            "topics": [["0x" + topic.hex() for topic in self._watched]],
+        })  # fmt: skip
         self._last_block = head
-        staking, registry = self.chain.staking.events, self.chain.registry.events
-        slashed = staking.Slashed().get_logs(**blocks)
-        for entry in slashed:
-            self.evict(entry["args"]["account"], f"slashed {entry['args']['amount']} wei on chain")
-        hosting = {"modelId": self.model_id}
-        changed = (
-            slashed
-            or staking.UnbondRequested().get_logs(**blocks)
-            or registry.HostUnregistered().get_logs(argument_filters=hosting, **blocks)
-            or registry.HostRegistered().get_logs(argument_filters=hosting, **blocks)
-        )
+        changed = False
+        for raw in logs:
+            event = self._watched[bytes(raw["topics"][0])].process_log(raw)
+            args = event["args"]
+            if event["event"] == "Slashed":
+                self.evict(args["account"], f"slashed {args['amount']} wei on chain")
+            if event["event"] not in ("HostRegistered", "HostUnregistered") or args["modelId"] == self.model_id:
+                changed = True
         if changed:
             self._refreshed_at = float("-inf")
 

@@ -31,6 +31,7 @@ from bmoe_py.publisher.tasks import close_task, create_task, task_state
 from bmoe_py.storage.client import IpfsClient
 from bmoe_py.validator.fraud import FraudProofDriver
 from edge_nodes import EdgeProcess, start_edge
+from torch_threads import one_torch_thread  # noqa: F401  (autouse: the gate and training here are tiny)
 
 pytestmark = pytest.mark.timeout(150)
 ETHER = 10**18
