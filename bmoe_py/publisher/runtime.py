@@ -18,6 +18,7 @@ import secrets
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -32,7 +33,7 @@ from .fetch import load_gate_from_chain
 from .hosts import ExpertUnavailable, HostDirectory
 from .policies import Policy, majority_vote
 from .records import Mode, read_expert
-from .remote import Answer, HostError
+from .remote import Answer, HostError, InvalidResponse
 from .tasks import CallStats, DisputeRecord, TaskReport, create_task, dispute_counts, task_state
 
 if TYPE_CHECKING:
@@ -154,7 +155,6 @@ class InferenceSession:
         """
         x = torch.as_tensor(np.asarray(x, dtype=np.float32))
         self._stats = stats = CallStats()
-        self._pending = []
         started = time.perf_counter()
         predictions = []
         for start in range(0, x.shape[0], batch_size):
@@ -249,7 +249,10 @@ class InferenceSession:
                     log.info("expert %d: host %s failed: %s", expert.index, host.address, exc.reason)
                     tried[host.address] = exc.reason
                     self._stats.failure(host.address)
-                    self.hosts.mark_down(host.address)
+                    if isinstance(exc, InvalidResponse):  # not evidence of anything, but not to be trusted again
+                        self.hosts.evict(host.address, f"invalid answer: {exc.reason}")
+                    else:
+                        self.hosts.mark_down(host.address)
                     continue
                 self._stats.success(host.address, len(request.tokens), answer.latency)
                 answers.append(answer)
@@ -266,18 +269,23 @@ class InferenceSession:
             self._challenged.add(answer.host)
             if self._driver is None:
                 self._driver = FraudProofDriver(self.chain, self.ipfs)
-        future = self._disputes.submit(
-            challenge_answer, self.chain, self.ipfs, answer, wrong[0], settle_timeout=self.dispute_timeout,
-            driver=self._driver,
-        )
-        self._pending.append((answer.host, expert.index, future))
+            future = self._disputes.submit(
+                challenge_answer, self.chain, self.ipfs, answer, wrong[0], settle_timeout=self.dispute_timeout,
+                driver=self._driver,
+            )
+            self._pending.append((answer.host, expert.index, future))
 
     def _settle_disputes(self) -> list[DisputeRecord]:
         records = []
         deadline = time.monotonic() + self.dispute_timeout + 30
-        for host, expert, future in self._pending:
+        with self._lock:
+            pending, self._pending = self._pending, []
+        for host, expert, future in pending:
             try:
                 outcome = future.result(timeout=max(0.0, deadline - time.monotonic()))
+            except FutureTimeout:  # still running: reported as opened but not settled
+                records.append(DisputeRecord(host, expert, None, None, detail="not settled before the report"))
+                continue
             except Exception as exc:  # a failed challenge is reported, never fatal to the inference already done
                 log.error("challenge of %s failed: %s", host, exc)
                 records.append(DisputeRecord(host, expert, None, "error", detail=str(exc)))

@@ -125,9 +125,10 @@ class CallStats:
 
 
 def dispute_counts(records: list[DisputeRecord]) -> dict[str, int]:
+    """opened = won + lost + pending; a challenge that failed before its dispute opened ("error") is not counted."""
     return {
-        "opened": sum(r.dispute_id is not None for r in records),
+        "opened": sum(r.dispute_id is not None or r.outcome is None for r in records),
         "won": sum(r.outcome == "fraud" for r in records),
         "lost": sum(r.outcome == "honest" for r in records),
-        "pending": sum(r.dispute_id is not None and r.outcome is None for r in records),
+        "pending": sum(r.outcome is None for r in records),
     }

@@ -151,9 +151,10 @@ def test_dispute_counts_tell_won_lost_pending_and_failed_challenges_apart():
         DisputeRecord("0xA", 0, 1, "fraud", 10**18),
         DisputeRecord("0xB", 1, 2, "honest"),
         DisputeRecord("0xC", 1, 3, None),
-        DisputeRecord("0xD", 2, None, "error", detail="postReceipt reverted"),
+        DisputeRecord("0xD", 2, None, None, detail="not settled before the report"),
+        DisputeRecord("0xE", 2, None, "error", detail="postReceipt reverted"),
     ]
-    assert dispute_counts(records) == {"opened": 3, "won": 1, "lost": 1, "pending": 1}
+    assert dispute_counts(records) == {"opened": 4, "won": 1, "lost": 1, "pending": 2}
 
 
 def test_a_report_is_json_able_and_summarised_on_three_lines():
