@@ -6,7 +6,9 @@
     edge.kill()          # SIGKILL: a crash, the state dir stays for a restart
 
 `flags` are `bmoe edge` options with underscores: `attack="gaussian"`, `attack_fraction=0.5`, `state_dir=...`
-(default: `tmp_dir/"state-<address>"`, so a second `start_edge` with the same key and tmp_dir resumes the first).
+(default: `tmp_dir/"state-<address>"`, so a second `start_edge` with the same key and tmp_dir resumes the first);
+`window_seconds` defaults to 2 here (10 in `bmoe edge`) so that tests see commitments soon. `rpc=`/`ipfs=` override
+the network's endpoints.
 The key travels in the environment only.
 """
 from __future__ import annotations

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from ..chain.client import TransactionReverted
 from ..protocol.bundle import WindowBundle
+from ._tx import tx_hash
 from .store import EdgeStore, Window
 
 if TYPE_CHECKING:
@@ -26,6 +27,7 @@ __all__ = ["Committer"]
 log = logging.getLogger("bmoe.edge")
 # Reverts after which retrying the same commit cannot succeed.
 _FINAL_ERRORS = {"TaskAlreadyClosed", "UnknownTask", "UnknownVersion"}
+_REFUSED_RETRY_SECONDS = 10
 
 
 class Committer:
@@ -33,11 +35,16 @@ class Committer:
                  window_seconds: float, window_tokens: int) -> None:  # fmt: skip
         self.chain, self.ipfs, self.store, self.model_id = chain, ipfs, store, model_id
         self.window_seconds, self.window_tokens = window_seconds, window_tokens
+        self._retry_at: dict[int, float] = {}  # window id -> when to try a refused commit again
+        self._last_refusal: dict[int, str] = {}
 
     def tick(self, now: float | None = None) -> None:
         """One pass: close the windows that are due, then pin and commit every closed window."""
-        self.close_due(time.time() if now is None else now)
+        now = time.time() if now is None else now
+        self.close_due(now)
         for window in self.store.windows("closed"):
+            if self._retry_at.get(window.id, 0.0) > now:
+                continue
             try:
                 self.commit(window)
             except TransactionReverted as exc:
@@ -45,8 +52,13 @@ class Committer:
                     self.store.set_window_status(window.id, "failed", note=str(exc))
                     log.error("window %d (task %d expert %d, %d tokens) cannot be committed: %s", window.id,
                               window.task_id, window.expert_index, window.token_count, exc)  # fmt: skip
-                else:
-                    log.warning("window %d: commit refused, will retry: %s", window.id, exc)
+                    continue
+                # Escrow may be topped up, stake restored: try again later, and say so once per new reason.
+                self._retry_at[window.id] = now + _REFUSED_RETRY_SECONDS
+                if self._last_refusal.get(window.id) != str(exc):
+                    self._last_refusal[window.id] = str(exc)
+                    log.warning("window %d: commit refused, retrying every %ds: %s", window.id,
+                                _REFUSED_RETRY_SECONDS, exc)  # fmt: skip
 
     def close_due(self, now: float) -> None:
         pending = self.store.unwindowed()
@@ -86,7 +98,7 @@ class Committer:
         )
         receipt = self.chain.send(fn)
         (event,) = self.chain.events(receipt, "ResultLedger", "CommitmentPosted")
-        tx = receipt["transactionHash"].hex()
+        tx = tx_hash(receipt)
         self.store.set_committed(window.id, int(event["commitment"]["postedAt"]), tx)
         log.info("committed window %d: task %d expert %d v%d, %d tokens, root 0x%s, bundle %s, tx %s, gas %d "
                  "(%.1f per token)", window.id, window.task_id, window.expert_index, window.expert_version, len(bundle),
@@ -99,5 +111,5 @@ class Committer:
         for entry in logs:
             c = entry["args"]["commitment"]
             if bytes(c["root"]) == root and not c["fromReceipt"] and c["expertIndex"] == window.expert_index:
-                return int(c["postedAt"]), entry["transactionHash"].hex()
+                return int(c["postedAt"]), tx_hash(entry)
         return None

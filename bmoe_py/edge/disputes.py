@@ -13,6 +13,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from ..crypto.hashing import keccak256
+from ._tx import tx_hash
 from .executor import LoadedExecutor
 from .store import EdgeStore
 
@@ -72,7 +73,7 @@ class DisputeResponder:
         manipulated = keccak256(activations[-1].tobytes()) != output_hash
         activations[-1] = request.outputs[token]  # what was returned and signed, honest or not
         receipt = self.chain.send(self.chain.fraud_proof.functions.respond(dispute_id, [a.tobytes() for a in activations]))
-        tx = receipt["transactionHash"].hex()
+        tx = tx_hash(receipt)
         self.store.set_dispute(dispute_id, commitment_id, leaf, "responded", tx=tx)
         log.warning("dispute %d on commitment 0x%s (request 0x%s token %d%s): responded with %d layers of "
                     "activations, tx %s", dispute_id, commitment_id.hex()[:16], request.request_id.hex()[:12], token,

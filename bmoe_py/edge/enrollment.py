@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+from ._tx import tx_hash
+
 if TYPE_CHECKING:
     from ..chain.client import Chain
 
@@ -21,7 +23,7 @@ def ensure_stake(chain: Chain, min_stake: int, wanted: int | None) -> int:
     if staked < target:
         receipt = chain.send(chain.staking.functions.deposit(), value=target - staked)
         log.info("staked %s ETH (now %s ETH, the model needs %s ETH), tx %s", _eth(target - staked), _eth(target),
-                 _eth(min_stake), receipt["transactionHash"].hex())  # fmt: skip
+                 _eth(min_stake), tx_hash(receipt))  # fmt: skip
         staked = target
     else:
         log.info("stake of %s ETH covers the model's minimum of %s ETH", _eth(staked), _eth(min_stake))
@@ -40,7 +42,7 @@ def ensure_hosting(chain: Chain, model_id: int, experts: tuple[int, ...], url: s
             log.info("expert %d: unregistered the old endpoint %s", expert, endpoint)
         receipt = chain.send(registry.functions.registerHost(model_id, expert, url))
         log.info("registered as host of model %d expert %d at %s, tx %s", model_id, expert, url,
-                 receipt["transactionHash"].hex())  # fmt: skip
+                 tx_hash(receipt))  # fmt: skip
 
 
 def _eth(wei: int) -> str:

@@ -53,7 +53,8 @@ class LoadedExecutor:
         """Outputs [n, out_dim] for tokens [n, in_dim] (int8 for exact experts, float32 for float ones)."""
         if self.exact:
             assert self.kernel is not None
-            return self.kernel(torch.from_numpy(np.ascontiguousarray(tokens))).cpu().numpy()
+            # a copy: frames are decoded as read-only views of the request body, which torch will not wrap
+            return self.kernel(torch.from_numpy(np.array(tokens, dtype=np.int8))).cpu().numpy()
         assert self.module is not None
         device = next(self.module.parameters()).device
         with torch.inference_mode():
@@ -62,7 +63,7 @@ class LoadedExecutor:
     def activations(self, token: np.ndarray) -> list[np.ndarray]:
         """Every layer's int8 output for one exact token (what the node reveals when challenged)."""
         assert self.kernel is not None, "only exact experts have provable activations"
-        layers = self.kernel.forward_all(torch.from_numpy(np.ascontiguousarray(token.reshape(1, -1))))
+        layers = self.kernel.forward_all(torch.from_numpy(np.array(token, dtype=np.int8).reshape(1, -1)))
         return [a.cpu().numpy()[0] for a in layers]
 
 

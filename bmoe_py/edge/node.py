@@ -28,6 +28,7 @@ from .enrollment import ensure_hosting, ensure_stake
 from .executor import load_executor, pick_device
 from .payments import Payments
 from .service import EdgeService, build_app
+from .signer import ReceiptSigner
 from .store import EdgeStore
 
 if TYPE_CHECKING:
@@ -47,7 +48,8 @@ class EdgeNode:
     def __init__(self, config: EdgeConfig, chain: Chain, ipfs: IpfsClient, key: str) -> None:
         self.config, self.chain, self.ipfs = config, chain, ipfs
         self.store = EdgeStore(config.state_dir / "edge.sqlite3")
-        self.service = EdgeService(chain, key, config.model_id, self.store, Attacker(config.attack))
+        signer = ReceiptSigner(key, chain.chain_id, chain.ledger.address)
+        self.service = EdgeService(chain, signer, config.model_id, self.store, Attacker(config.attack))
         self.url: str | None = None
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -69,7 +71,8 @@ class EdgeNode:
         finally:
             await runner.cleanup()
             self.store.close()
-            log.info("edge node %s stopped", self.chain.address)
+            if self.service.ready:
+                log.info("edge node %s stopped", self.chain.address)
 
     def _prepare(self) -> list[tuple[str, Callable[[], None]]]:
         """Everything before serving: stake, experts, registration. Returns the duties to run periodically."""
@@ -125,5 +128,6 @@ class EdgeNode:
                 raise
             except Exception as exc:  # a duty must never stop the node: log, back off, try again
                 failures += 1
-                log.error("%s duty failed (%d in a row), retrying: %s: %s", name, failures, type(exc).__name__, exc)
+                message = " ".join(str(exc).split())[:500]  # one line, whatever a server put in its error page
+                log.error("%s duty failed (%d in a row), retrying: %s: %s", name, failures, type(exc).__name__, message)
             await asyncio.sleep(self.config.poll_seconds * min(2 ** failures, 20))

@@ -7,6 +7,7 @@ import time
 from typing import TYPE_CHECKING
 
 from ..chain.client import TransactionReverted
+from ._tx import tx_hash
 from .store import EdgeStore
 
 if TYPE_CHECKING:
@@ -16,7 +17,7 @@ __all__ = ["Payments", "chain_time"]
 
 log = logging.getLogger("bmoe.edge")
 _STATUS = {2: "finalized", 3: "invalidated"}  # IResultLedger.Status
-_CLAIM_EVERY = 10  # ticks between claimable checks when nothing was finalized
+_CLAIM_EVERY = 4  # ticks between claimable checks when nothing was finalized (bonds won in disputes)
 
 
 def chain_time(chain: Chain) -> int:
@@ -61,7 +62,7 @@ class Payments:
             done += 1
             log.info("finalized window %d (task %d expert %d, %d tokens): payment %d wei, tx %s", window.id,
                      window.task_id, window.expert_index, window.token_count, event["payment"],
-                     receipt["transactionHash"].hex())  # fmt: skip
+                     tx_hash(receipt))  # fmt: skip
         return done
 
     def claim(self) -> None:
@@ -71,4 +72,4 @@ class Payments:
             amount = int(self.chain.call(contract.functions.claimable(node)))
             if amount:
                 receipt = self.chain.send(contract.functions.claim())
-                log.info("claimed %d wei from the %s, tx %s", amount, name, receipt["transactionHash"].hex())
+                log.info("claimed %d wei from the %s, tx %s", amount, name, tx_hash(receipt))

@@ -16,9 +16,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from aiohttp import web
 
+from ..crypto.hashing import keccak256
 from ..crypto.leaves import TokenLeaf
 from ..crypto.merkle import MerkleTree
-from ..crypto.receipts import Receipt, sign_receipt
+from ..crypto.receipts import Receipt
 from ..protocol.wire import (
     CONTENT_TYPE,
     MAX_FRAME_BYTES,
@@ -30,6 +31,7 @@ from ..protocol.wire import (
 )
 from .attacks import Attacker
 from .executor import LoadedExecutor
+from .signer import ReceiptSigner
 from .store import DuplicateRequest, EdgeStore
 
 if TYPE_CHECKING:
@@ -54,13 +56,13 @@ class EdgeService:
     """Everything a forward call needs; `executors` is empty (and /v1/health says 503) until the node is ready."""
 
     chain: Chain
-    key: str
+    signer: ReceiptSigner
     model_id: int
     store: EdgeStore
     attacker: Attacker
     executors: dict[int, LoadedExecutor] = field(default_factory=dict)
     ready: bool = False
-    _tasks: dict[int, tuple[float, str | None]] = field(default_factory=dict)
+    _tasks: dict[int, float] = field(default_factory=dict)  # task id -> until when it is known to be open
 
     @property
     def node(self) -> str:
@@ -104,15 +106,15 @@ class EdgeService:
         return request, executor
 
     def check_task(self, task_id: int) -> None:
-        """ApiError 422 unless the task exists, is open and is of this model (cached a few seconds: one chain read per
-        task, not per call)."""
+        """ApiError 422 unless the task exists, is open and is of this model. An open task is remembered for a few
+        seconds: one chain read per task and period, not per call (a task closed meanwhile is refused at commit)."""
         now = time.monotonic()
-        cached = self._tasks.get(task_id)
-        if cached is None or cached[0] < now:
-            reason = self._task_problem(task_id)
-            self._tasks[task_id] = cached = (now + _TASK_CACHE_SECONDS, reason)
-        if cached[1]:
-            raise ApiError(422, "unknown_task", cached[1])
+        if self._tasks.get(task_id, 0.0) > now:
+            return
+        reason = self._task_problem(task_id)
+        if reason:  # not cached: a task created a moment ago must be served at once
+            raise ApiError(422, "unknown_task", reason)
+        self._tasks[task_id] = now + _TASK_CACHE_SECONDS
 
     def _task_problem(self, task_id: int) -> str | None:
         from ..chain.client import TransactionReverted
@@ -135,15 +137,12 @@ class EdgeService:
         honest = executor.run(request.tokens)
         outputs, manipulated = self.attacker(honest)
         node, version = self.node, executor.version
-        leaves = [
-            TokenLeaf.from_vectors(node, self.model_id, executor.index, version, request.request_id, i, x, y).hash()
-            for i, (x, y) in enumerate(zip(request.tokens, outputs))
-        ]
+        leaves = token_leaves(node, self.model_id, executor.index, version, request.request_id, request.tokens, outputs)
         receipt = Receipt(
             request.task_id, node, self.model_id, executor.index, version, request.request_id,
             MerkleTree(leaves).root, len(outputs),
         )  # fmt: skip
-        signature = sign_receipt(receipt, self.key, self.chain.chain_id, self.chain.ledger.address)
+        signature = self.signer.sign(receipt)
         try:
             self.store.add_request(
                 request.request_id, request.task_id, executor.index, version, np.asarray(request.tokens), outputs,
@@ -155,6 +154,20 @@ class EdgeService:
             log.info("request 0x%s: manipulated %d of %d tokens (attack %s)", request.request_id.hex()[:12],
                      int(manipulated.sum()), len(outputs), self.attacker.config.mode)  # fmt: skip
         return ForwardResponse(receipt, signature, outputs)
+
+
+def token_leaves(node: str, model_id: int, expert: int, version: int, request_id: bytes, inputs: np.ndarray,
+                 outputs: np.ndarray) -> list[bytes]:  # fmt: skip
+    """The leaf hashes of one request's tokens, in token order: `TokenLeaf(...).hash()` (protocol 2.1) with the
+    fields every token of the request shares encoded once (a third of the cost on a 1,024-token request)."""
+    head = TokenLeaf(node, model_id, expert, version, request_id, 0, bytes(32), bytes(32)).encode()[: 5 * 32]
+    inputs, outputs = np.ascontiguousarray(inputs), np.ascontiguousarray(outputs)
+    if inputs.dtype != np.int8:  # float vectors are hashed as float32 little-endian (protocol 2.1)
+        inputs, outputs = inputs.astype("<f4"), outputs.astype("<f4")
+    return [
+        keccak256(keccak256(head + i.to_bytes(32, "big") + keccak256(x.tobytes()) + keccak256(y.tobytes())))
+        for i, (x, y) in enumerate(zip(inputs, outputs))
+    ]
 
 
 def _duplicate(request: ForwardRequest) -> ApiError:
@@ -186,6 +199,9 @@ def build_app(service: EdgeService) -> web.Application:
             response = await asyncio.to_thread(service.answer, *checked)
         except ApiError as exc:
             return _error(exc.status, exc.code, exc.message)
+        except Exception as exc:  # e.g. the chain unreachable for the task check: refuse this call, keep serving
+            log.exception("forward call failed")
+            return _error(500, "internal", f"{type(exc).__name__}: {exc}")
         return web.Response(body=response.encode(), content_type=CONTENT_TYPE)
 
     # The body limit is the frame limit (+1 so that exactly MAX_FRAME_BYTES reaches the frame decoder's check).
