@@ -73,6 +73,19 @@ class ScriptedNode:
         outputs = np.stack([h[-1][0] for h in honest]).copy()
         for p in manipulate:
             outputs[p] = np.clip(-outputs[p].astype(np.int16) + 3, -128, 127).astype(np.int8)
+        return self._commit(task_id, expert, version, inputs, outputs, [[a[0] for a in h] for h in honest])
+
+    def commit_float(
+        self, task_id: int, expert: int, run, inputs: np.ndarray, manipulate: tuple[int, ...] = (), version: int = 1
+    ) -> Window:
+        """The float counterpart: `run` maps float32 tokens [n, d] to outputs; `manipulate`d outputs are negated."""
+        inputs = np.asarray(inputs, dtype=np.float32)
+        outputs = np.asarray(run(inputs), dtype=np.float32).copy()
+        for p in manipulate:
+            outputs[p] = -outputs[p] + 1.0
+        return self._commit(task_id, expert, version, inputs, outputs, [])
+
+    def _commit(self, task_id, expert, version, inputs, outputs, honest) -> Window:
         self.nonce += 1
         rid = request_id(task_id, self.address, self.nonce)
         bundle = WindowBundle.of_requests(self.address, task_id, self.model_id, expert, version, [(rid, inputs, outputs)])
@@ -81,10 +94,7 @@ class ScriptedNode:
             self.chain.ledger.functions.commit(task_id, expert, version, bundle.root, len(bundle), cid)
         )
         event = self.chain.events(receipt, "ResultLedger", "CommitmentPosted")[0]
-        window = Window(
-            Commitment.from_event(event["commitment"]), bundle, cid, receipt["blockNumber"],
-            [[a[0] for a in h] for h in honest],
-        )  # fmt: skip
+        window = Window(Commitment.from_event(event["commitment"]), bundle, cid, receipt["blockNumber"], honest)
         self.windows.append(window)
         return window
 

@@ -10,30 +10,36 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from ..model.int8_ref import IntLayer
 from ..model.weights import (
     Gate,
     WeightsError,
     decode_safetensors,
     load_exact_expert,
+    load_float_expert,
     load_gate,
     tensors_root,
     weights_root,
 )
 from ..storage.cid import cid_of_bytes, parse_cid
 from .errors import NotPublished, WeightsMismatch
-from .records import ExpertRecord, LayerSpec, ModelRecord, read_expert, read_model
+from .records import ExpertRecord, LayerSpec, Mode, ModelRecord, read_expert, read_model
 
 if TYPE_CHECKING:
     from ..chain.client import Chain
+    from ..model.moe import Expert
     from ..storage.client import IpfsClient
 
 __all__ = [
     "LoadedExpert",
+    "LoadedFloatExpert",
     "LoadedGate",
     "NotPublished",
     "WeightsMismatch",
     "load_expert_from_chain",
+    "load_float_expert_from_chain",
     "load_gate_from_chain",
 ]
 
@@ -44,6 +50,21 @@ class LoadedExpert:
     record: ExpertRecord
     layers: list[IntLayer]
     data: bytes
+
+
+@dataclass(frozen=True)
+class LoadedFloatExpert:
+    model_id: int
+    record: ExpertRecord
+    expert: Expert  # the float Linear-ReLU-Linear module, on CPU
+    data: bytes
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        """float32 tokens [n, d_model] -> float32 outputs [n, d_model], on CPU."""
+        import torch
+
+        with torch.no_grad():
+            return self.expert(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))).numpy()
 
 
 @dataclass(frozen=True)
@@ -78,6 +99,40 @@ def load_expert_from_chain(
     if specs != record.layers:
         raise WeightsMismatch(model_id, what, record.weights_cid, _layer_difference(specs, record.layers))
     return LoadedExpert(model_id, record, layers, data)
+
+
+def load_float_expert_from_chain(
+    chain: Chain, ipfs: IpfsClient, model_id: int, expert_index: int, version: int | None = None,
+    *, timeout: float | None = None,
+) -> LoadedFloatExpert:  # fmt: skip
+    """One float expert version (default: the latest) of a Float model, verified against the registry: the bytes
+    have the registered CID, they are a canonical `bmoe-expert-f32/1` file, its tensors root (protocol 2.3) is the
+    registered weights root and its layer shapes are the registered ones."""
+    model = read_model(chain, model_id, experts=False)
+    if model.mode is not Mode.FLOAT:
+        raise WeightsMismatch(model_id, f"expert {expert_index}", "", "the model is exact: use load_expert_from_chain")
+    record = read_expert(chain, model_id, expert_index, version)
+    if not record.published:
+        raise NotPublished(f"model {model_id} expert {expert_index} has no published version")
+    what = f"expert {expert_index} version {record.version}"
+    data = _fetch(ipfs, model_id, what, record.weights_cid, timeout)
+    try:
+        tensors, metadata = decode_safetensors(data)
+        expert = load_float_expert(data)
+    except WeightsError as exc:
+        raise WeightsMismatch(model_id, what, record.weights_cid, f"not a float expert file: {exc}") from None
+    root = tensors_root(tensors, metadata)
+    if root != record.weights_root:
+        raise WeightsMismatch(
+            model_id, what, record.weights_cid,
+            f"the weights root of the file is 0x{root.hex()}, the chain records 0x{record.weights_root.hex()}",
+        )  # fmt: skip
+    specs = tuple(
+        LayerSpec(linear.in_features, linear.out_features, 0, 0, False) for linear in (expert.fc1, expert.fc2)
+    )
+    if specs != record.layers:
+        raise WeightsMismatch(model_id, what, record.weights_cid, _layer_difference(specs, record.layers))
+    return LoadedFloatExpert(model_id, record, expert, data)
 
 
 def load_gate_from_chain(chain: Chain, ipfs: IpfsClient, model_id: int, *, timeout: float | None = None) -> LoadedGate:

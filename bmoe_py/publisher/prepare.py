@@ -28,7 +28,7 @@ from ..model.weights import (
 from ..model.weights import load_checkpoint as decode_checkpoint
 from .errors import PublishError
 from .publish import ExpertFile, GateFile, ModelFiles
-from .records import LayerSpec
+from .records import LayerSpec, Mode
 
 __all__ = [
     "PreparedModel",
@@ -136,6 +136,21 @@ def load_checkpoint(path: Path) -> MoEModel:
 def expert_file(index: int, layers: Sequence[IntLayer]) -> ExpertFile:
     """One exact expert ready to publish: canonical bytes, weights root (docs/protocol.md 2.2), registry layers."""
     return ExpertFile(index, encode_exact_expert(layers), weights_root(layers), tuple(LayerSpec.of(l) for l in layers))
+
+
+def float_model_files(model: MoEModel) -> ModelFiles:
+    """The gate bundle (without token scales) and one `bmoe-expert-f32/1` file per float expert, for a Float model
+    (docs/protocol.md 7): each expert's root is the tensors root of its file, its registry layers are shapes only."""
+    from ..model.weights import encode_float_expert, float_expert_root
+
+    gate = GateFile(encode_gate(model, None), gate_root(model, None))
+    flat = [expert for block in model.blocks for expert in block.experts]
+    files = []
+    for index, expert in enumerate(flat):
+        d_model, d_hidden = expert.fc1.in_features, expert.fc1.out_features
+        layers = (LayerSpec(d_model, d_hidden, 0, 0, False), LayerSpec(d_hidden, d_model, 0, 0, False))
+        files.append(ExpertFile(index, encode_float_expert(expert), float_expert_root(expert), layers))
+    return ModelFiles(gate, tuple(files), Mode.FLOAT)
 
 
 def model_files(model: MoEModel, experts: Sequence[Sequence[QuantizedExpert]]) -> ModelFiles:

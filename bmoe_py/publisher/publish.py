@@ -55,7 +55,8 @@ _PUBLISH_EXPERT_GAS_PER_LAYER = 30_000
 
 @dataclass(frozen=True)
 class ExpertFile:
-    """One exact expert, ready to publish: its canonical safetensors bytes, weights root and layers."""
+    """One expert, ready to publish: its canonical safetensors bytes, weights root and registry layers
+    (exact: shapes and requantisation; float: shapes only, multiplier and shift 0)."""
 
     index: int
     data: bytes
@@ -75,6 +76,7 @@ class GateFile:
 class ModelFiles:
     gate: GateFile
     experts: tuple[ExpertFile, ...]
+    mode: Mode = Mode.EXACT_INT8  # Float: bmoe-expert-f32/1 files, judged by committee within a tolerance
 
 
 @dataclass(frozen=True)
@@ -85,6 +87,8 @@ class PublishParams:
     min_node_stake: int = ETHER
     min_validator_stake: int = ETHER // 2
     confirmations: int = 1
+    # Float models only: the agreement tolerance in millionths (docs/protocol.md 6); exact models have none.
+    tolerance: int = 0
 
 
 @dataclass(frozen=True)
@@ -120,11 +124,12 @@ def publish_model(
     *,
     resume: int | None = None,
 ) -> PublishedModel:
-    """Pins `files` to the IPFS node behind `ipfs`, registers an ExactInt8 model with `params` and publishes one
-    version of every expert, waiting for each receipt. With `resume=MODEL_ID` the model is not registered again:
+    """Pins `files` to the IPFS node behind `ipfs`, registers the model (ExactInt8, or Float with
+    `params.tolerance`) with `params` and publishes one version of every expert, waiting for each receipt. With `resume=MODEL_ID` the model is not registered again:
     experts whose latest version already carries their CID and root are skipped, the others are published."""
     owner = chain.address  # raises ChainError without a key, before anything else happens
     _check_files(files)
+    _check_tolerance(files, params)
     registry = chain.registry
     _check_layer_limits(chain, files)
 
@@ -222,6 +227,14 @@ def _check_files(files: ModelFiles) -> None:
         raise PublishError("a weights root is zero; roots come from the files (bmoe_py.publisher.artifacts)")
 
 
+def _check_tolerance(files: ModelFiles, params: PublishParams) -> None:
+    """The registry's rule: exact models have tolerance 0, float models a positive one (uint32 millionths)."""
+    if files.mode is Mode.EXACT_INT8 and params.tolerance != 0:
+        raise PublishError(f"an exact model is judged bit for bit: tolerance must be 0, not {params.tolerance}")
+    if files.mode is Mode.FLOAT and not 0 < params.tolerance < 2**32:
+        raise PublishError(f"a float model needs a tolerance in millionths, 1..{2**32 - 1}, not {params.tolerance}")
+
+
 def _check_layer_limits(chain: Chain, files: ModelFiles) -> None:
     """The registry's `_checkLayers`, run locally so that an unpublishable expert stops us before the model is
     registered (the contract would only refuse it after)."""
@@ -239,7 +252,10 @@ def _check_layer_limits(chain: Chain, files: ModelFiles) -> None:
                 raise PublishError(f"{where} layer {i}: rows of {layer.in_dim} weights exceed {max_row}")
             if i and layer.in_dim != layers[i - 1].out_dim:
                 raise PublishError(f"{where} layer {i} takes {layer.in_dim} inputs, layer {i - 1} gives {layers[i - 1].out_dim}")
-            if not 1 <= layer.multiplier <= MAX_MULTIPLIER or not 0 <= layer.shift <= MAX_SHIFT:
+            if files.mode is Mode.FLOAT:
+                if (layer.multiplier, layer.shift, layer.relu) != (0, 0, False):
+                    raise PublishError(f"{where} layer {i}: a float layer registers its shape only, not {layer}")
+            elif not 1 <= layer.multiplier <= MAX_MULTIPLIER or not 0 <= layer.shift <= MAX_SHIFT:
                 raise PublishError(f"{where} layer {i}: requantisation {layer} is outside the protocol's limits")
 
 
@@ -272,11 +288,11 @@ def publish_expert_gas_bound(layer_count: int) -> int:
 
 
 def _model_params(files: ModelFiles, params: PublishParams, gate_cid: str) -> tuple:
-    """`IExpertRegistry.ModelParams` of an exact model."""
+    """`IExpertRegistry.ModelParams` of the model."""
     return (
-        int(Mode.EXACT_INT8),
+        int(files.mode),
         len(files.experts),
-        0,  # tolerance: exact experts are judged bit for bit
+        params.tolerance,  # 0 for exact experts, judged bit for bit
         params.challenge_window,
         params.min_node_stake,
         params.min_validator_stake,

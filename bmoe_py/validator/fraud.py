@@ -118,8 +118,8 @@ class FraudProofDriver:
                 self._try(self.chain.fraud_proof.functions.timeout(dispute_id))
             elif self._is_challenger(dispute):
                 self._prove(dispute_id, dispute)
-        else:
-            self._claim()
+        if self._dispute(dispute_id)["phase"] in (Phase.NODE_SLASHED, Phase.CHALLENGER_LOST):
+            self._claim()  # in the same step as the resolution: one call can finish a dispute
         return self.status(dispute_id)
 
     def settle(self, dispute_id: int, timeout: float, poll: float = 0.5) -> DisputeStatus:

@@ -1,0 +1,137 @@
+"""Checking one commitment: fetch its bundle, check it against the commitment, re-execute a random sample.
+
+The sample is drawn with the operating system's CSPRNG (`secrets`): a node that could predict which tokens get
+checked would cheat on the others. ceil(p * n) tokens per commitment, so every commitment gets at least one check.
+Exact experts are re-executed with the integer reference arithmetic and compared bit for bit; float experts with
+their float32 layers and compared within the model's tolerance (docs/protocol.md 6).
+"""
+from __future__ import annotations
+
+import math
+import secrets
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable
+
+import numpy as np
+
+from ..crypto.commitments import Commitment
+from ..protocol.bundle import BundleError, WindowBundle
+from ..storage.cid import cid_of_bytes, parse_cid
+
+if TYPE_CHECKING:
+    from ..chain.client import Chain
+    from ..storage.client import IpfsClient
+
+__all__ = ["BadBundle", "CheckResult", "Checker", "sample_positions", "within_tolerance"]
+
+
+class BadBundle(Exception):
+    """The bundle cannot be fetched, is malformed, or does not match its commitment."""
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    bundle: WindowBundle
+    sampled: dict[int, bool]  # position -> output correct
+
+    @property
+    def wrong(self) -> list[int]:
+        return sorted(p for p, ok in self.sampled.items() if not ok)
+
+
+def sample_positions(n: int, rate: float, rng: secrets.SystemRandom | None = None) -> list[int]:
+    """ceil(rate * n) distinct positions out of n (at least one, at most n), unpredictable to the node."""
+    k = min(n, max(1, math.ceil(rate * n)))
+    return sorted((rng or secrets.SystemRandom()).sample(range(n), k))
+
+
+def within_tolerance(claimed: np.ndarray, expected: np.ndarray, tolerance: int) -> bool:
+    """Float agreement (protocol 6): max |claimed - expected| <= tolerance / 1e6 * max(1, max |expected|).
+
+    Relative to the vector's scale so that one tolerance fits any layer; the floor of 1 keeps tiny outputs from
+    demanding bit-exactness. A NaN or an infinity never agrees.
+    """
+    claimed = np.asarray(claimed, dtype=np.float64)
+    expected = np.asarray(expected, dtype=np.float64)
+    if claimed.shape != expected.shape or not np.all(np.isfinite(claimed)):
+        return False
+    scale = max(1.0, float(np.max(np.abs(expected))) if expected.size else 1.0)
+    return bool(np.max(np.abs(claimed - expected)) <= tolerance / 1e6 * scale)
+
+
+class Checker:
+    """Re-executes the tokens of one model's commitments with its registered (verified) experts."""
+
+    def __init__(self, chain: Chain, ipfs: IpfsClient, model_id: int, *, ipfs_timeout: float = 30.0) -> None:
+        from ..publisher.records import Mode, read_model
+
+        self.chain = chain
+        self.ipfs = ipfs
+        self.model_id = model_id
+        self.ipfs_timeout = ipfs_timeout
+        record = read_model(chain, model_id, experts=False)
+        self.exact = record.mode is Mode.EXACT_INT8
+        self.tolerance = record.tolerance
+        self._experts: dict[tuple[int, int], Callable[[np.ndarray], np.ndarray]] = {}
+
+    def fetch(self, commitment: Commitment, cid: str) -> WindowBundle:
+        """The commitment's bundle, checked: its bytes have `cid`, its metadata and root are the commitment's."""
+        try:
+            data = self.ipfs.cat(cid, self.ipfs_timeout)
+        except Exception as exc:  # the storage client's errors and a malformed CID alike: no bundle to check
+            raise BadBundle(f"cannot fetch bundle {cid}: {exc}") from None
+        if parse_cid(cid_of_bytes(data)).multihash != parse_cid(cid).multihash:
+            raise BadBundle(f"the bytes served for {cid} have another CID")
+        try:
+            bundle = WindowBundle.decode(data)
+        except BundleError as exc:
+            raise BadBundle(str(exc)) from None
+        c = commitment
+        expected = (c.node.lower(), c.task_id, self.model_id, c.expert_index, c.expert_version, c.token_count)
+        actual = (bundle.node.lower(), bundle.task_id, bundle.model_id, bundle.expert_index, bundle.expert_version, len(bundle))
+        if actual != expected:
+            raise BadBundle(f"bundle metadata {actual} does not match the commitment {expected}")
+        if bundle.exact != self.exact:
+            raise BadBundle("bundle tensors are of the wrong kind for the model's mode")
+        if bundle.root != c.root:
+            raise BadBundle(f"bundle root 0x{bundle.root.hex()} is not the committed 0x{c.root.hex()}")
+        return bundle
+
+    def check(self, commitment: Commitment, cid: str, rate: float) -> CheckResult:
+        bundle = self.fetch(commitment, cid)
+        positions = sample_positions(len(bundle), rate)
+        return CheckResult(bundle, {p: self.correct(bundle, p) for p in positions})
+
+    def correct(self, bundle: WindowBundle, position: int) -> bool:
+        """Whether the committed output of one token is what the registered expert computes."""
+        run = self.executor(bundle.expert_index, bundle.expert_version)
+        x = bundle.inputs[position]
+        try:
+            expected = run(x)
+        except ValueError:  # an input of the wrong shape cannot have a right output
+            return False
+        claimed = bundle.outputs[position]
+        if self.exact:
+            return bool(np.array_equal(claimed, expected))
+        return within_tolerance(claimed, expected, self.tolerance)
+
+    def executor(self, expert_index: int, version: int) -> Callable[[np.ndarray], np.ndarray]:
+        """The registered expert as a function of one token, loaded and verified once."""
+        key = (expert_index, version)
+        if key not in self._experts:
+            if self.exact:
+                from ..model.int8_ref import expert_forward
+                from ..publisher.fetch import load_expert_from_chain
+
+                layers = load_expert_from_chain(
+                    self.chain, self.ipfs, self.model_id, expert_index, version, timeout=self.ipfs_timeout
+                ).layers
+                self._experts[key] = lambda x, layers=layers: expert_forward(layers, x[None, :])[-1][0]
+            else:
+                from ..publisher.fetch import load_float_expert_from_chain
+
+                expert = load_float_expert_from_chain(
+                    self.chain, self.ipfs, self.model_id, expert_index, version, timeout=self.ipfs_timeout
+                )
+                self._experts[key] = lambda x, expert=expert: expert.forward(x[None, :])[0]
+        return self._experts[key]
