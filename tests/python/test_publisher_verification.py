@@ -110,9 +110,7 @@ def test_a_receipt_with_a_wrong_token_count_is_refused():
 
 def test_too_few_outputs_are_refused():
     request = make_request()
-    short = answer(request.__class__(*[getattr(request, f) for f in ("task_id", "model_id", "expert_index",
-                                                                      "expert_version", "request_id")],
-                                     request.tokens[:4]))  # fmt: skip
+    short = answer(replace(request, tokens=request.tokens[:4]))  # a signed answer to the first four tokens only
     with pytest.raises(InvalidResponse, match=r"outputs int8\[4, 8\] do not answer 5 tokens"):
         check(request, short)
 
