@@ -13,6 +13,7 @@ COMMANDS: dict[str, str] = {
     "model": "train, quantise, publish and inspect models",
     "deploy": "show the deployment manifest of a chain",
     "edge": "run an edge node: host experts, serve forward calls, commit, get paid, answer disputes",
+    "infer": "classify a data set with a published model whose experts run on edge nodes",
     "validator": "watch a model's commitments, re-execute samples and carry disputes to their end",
 }
 

@@ -1,8 +1,11 @@
-"""The publisher role: publish a model (IPFS + ExpertRegistry) and load published files back, verified.
+"""The publisher role: publish a model (IPFS + ExpertRegistry), load published files back verified, and run
+inference with the experts on edge nodes under a verification policy.
 
     files = model_files(model, exact_experts)
     published = publish_model(chain, ipfs, files, PublishParams(challenge_window=DAY))
     expert = load_expert_from_chain(chain, ipfs, published.model_id, 0)
+    with InferenceSession(chain, ipfs, published.model_id, Policy.parse("redundant:3")) as session:
+        report = session.run(x, y)     # experts on the edge nodes the registry lists
 
 Names are imported on first use: loading the model code imports torch (seconds), which the CLI should pay only
 for the commands that run a model, not for `bmoe model show` or an error message.
@@ -43,6 +46,27 @@ _EXPORTS = {
     "ModelRecord": "records",
     "read_expert": "records",
     "read_model": "records",
+    "ChallengeOutcome": "challenge",
+    "challenge_answer": "challenge",
+    "post_receipt": "challenge",
+    "ExpertUnavailable": "hosts",
+    "HostDirectory": "hosts",
+    "Policy": "policies",
+    "PolicyError": "policies",
+    "Vote": "policies",
+    "majority_vote": "policies",
+    "Answer": "remote",
+    "HostClient": "remote",
+    "HostError": "remote",
+    "InvalidResponse": "remote",
+    "verify_response": "remote",
+    "InferenceSession": "runtime",
+    "SessionError": "runtime",
+    "DisputeRecord": "tasks",
+    "TaskReport": "tasks",
+    "close_task": "tasks",
+    "create_task": "tasks",
+    "fund_task": "tasks",
 }
 
 __all__ = sorted(_EXPORTS)
