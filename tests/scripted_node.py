@@ -12,13 +12,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+import pytest
 from eth_account import Account
 
 from bmoe_py.chain.client import Chain
 from bmoe_py.crypto import Commitment, request_id
 from bmoe_py.model.int8_ref import IntLayer, expert_forward
 from bmoe_py.protocol.bundle import WindowBundle
+from bmoe_py.publisher.fetch import load_expert_from_chain
+from bmoe_py.publisher.publish import publish_model
 from bmoe_py.storage.client import IpfsClient
+from tiny_model import small_model
 
 ETHER = 10**18
 
@@ -111,3 +115,28 @@ class ScriptedNode:
                     self.chain.send(fp.functions.respond(dispute_id, [bytes(a.tobytes()) for a in layers]))
                     return
         raise LookupError(f"dispute {dispute_id} is about a leaf this node never committed")
+
+
+# Fixtures of the tests that use a scripted node (imported by them): a tiny model, its expert 0, a staked node.
+
+
+@pytest.fixture(scope="module")
+def model_id(network, ipfs) -> int:
+    return publish_model(network.chain(), ipfs, small_model()).model_id
+
+
+@pytest.fixture(scope="module")
+def layers(network, ipfs, model_id):
+    return load_expert_from_chain(network.chain(), ipfs, model_id, 0).layers
+
+
+@pytest.fixture
+def node(network, ipfs, model_id, accounts) -> ScriptedNode:
+    node = ScriptedNode(network.chain(fresh_key(accounts[0])), ipfs, model_id)
+    node.join([0])
+    return node
+
+
+def travel(web3, seconds: int) -> None:
+    web3.provider.make_request("evm_increaseTime", [seconds])
+    web3.provider.make_request("evm_mine", [])

@@ -109,10 +109,10 @@ def run_demo(net: LocalNetwork, args) -> tuple[list[PhaseResult], dict]:
     ipfs = IpfsClient(net.ipfs_api, timeout=30)
     x, y = test_set(published)
     x, y = x[: args.samples], y[: args.samples]
-    from bmoe_py.experiments.runtime_benchmark import in_process_model
+    from bmoe_py.publisher.fetch import load_exact_model_from_chain
 
     # The reference: the same published model whole in this process, on the same samples, nobody cheating.
-    baseline = {"exact_accuracy": in_process_model(chain, ipfs, model_id).accuracy(x, y), "samples": len(x)}
+    baseline = {"exact_accuracy": load_exact_model_from_chain(chain, ipfs, model_id).accuracy(x, y), "samples": len(x)}
 
     results = []
     half = len(experts) // 2

@@ -22,6 +22,7 @@ _EXPORTS = {
     "WeightsMismatch": "errors",
     "LoadedExpert": "fetch",
     "LoadedGate": "fetch",
+    "load_exact_model_from_chain": "fetch",
     "load_expert_from_chain": "fetch",
     "load_gate_from_chain": "fetch",
     "LoadedFloatExpert": "fetch",

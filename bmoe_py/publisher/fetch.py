@@ -29,6 +29,7 @@ from .records import ExpertRecord, LayerSpec, Mode, ModelRecord, read_expert, re
 
 if TYPE_CHECKING:
     from ..chain.client import Chain
+    from ..model.exact import ExactMoE
     from ..model.moe import Expert
     from ..storage.client import IpfsClient
 
@@ -38,6 +39,7 @@ __all__ = [
     "LoadedGate",
     "NotPublished",
     "WeightsMismatch",
+    "load_exact_model_from_chain",
     "load_expert_from_chain",
     "load_float_expert_from_chain",
     "load_gate_from_chain",
@@ -176,3 +178,23 @@ def _layer_difference(file: tuple[LayerSpec, ...], chain: tuple[LayerSpec, ...])
         if a != b:
             return f"layer {i} is {a} in the file but {b} on chain"
     return "the layers differ"  # pragma: no cover
+
+
+def load_exact_model_from_chain(chain: Chain, ipfs: IpfsClient, model_id: int, *, timeout: float | None = None) -> ExactMoE:
+    """The whole published exact model in this process: the gate and every expert's latest version, each verified.
+
+    What an honest network of edge nodes must reproduce bit for bit; the reference of the tests, the demo and the
+    runtime benchmark.
+    """
+    from ..model.exact import ExactMoE
+
+    gate = load_gate_from_chain(chain, ipfs, model_id, timeout=timeout).gate
+    config = gate.model.config
+    experts = [
+        [
+            gate.exact_expert(layer, e, load_expert_from_chain(chain, ipfs, model_id, layer * config.num_experts + e, timeout=timeout).layers)
+            for e in range(config.num_experts)
+        ]
+        for layer in range(config.num_layers)
+    ]
+    return ExactMoE(gate.model.eval(), experts)

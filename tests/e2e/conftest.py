@@ -15,6 +15,7 @@ from eth_account import Account
 from bmoe_py.chain.client import Chain, connect
 from bmoe_py.chain.deploy import DeployParams, build_manifest, deploy_suite
 from bmoe_py.chain.manifest import Manifest, save_manifest
+from bmoe_py.storage.client import IpfsClient
 
 from ipfs_nodes import Daemon, TamperingProxy, start_daemon
 
@@ -79,6 +80,13 @@ def network(accounts, web3, tmp_path_factory: pytest.TempPathFactory, ipfs_node:
         ipfs=ipfs_node,
         publisher_key="0x" + bytes(publisher.key).hex(),
     )
+
+
+@pytest.fixture(scope="module")
+def ipfs(network: Network) -> Iterator[IpfsClient]:
+    """A client of the network's IPFS node."""
+    with IpfsClient(network.ipfs.api, timeout=20) as client:
+        yield client
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from bmoe_py.publisher.records import LayerSpec, Mode, read_model
 from bmoe_py.validator.service import Validator, ValidatorConfig
 from bmoe_py.validator.store import ValidatorStore
 from scripted_node import ETHER, ScriptedNode, create_task, fresh_key
-from test_fraud_driver import ipfs, model_id as exact_model_id, travel  # noqa: F401 (fixtures)
+from scripted_node import model_id as exact_model_id, travel  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.timeout(120)
 TOLERANCE = 1000  # 0.1 % of the output's scale

@@ -9,38 +9,11 @@ import numpy as np
 import pytest
 
 from bmoe_py.model.int8_ref import expert_forward
-from bmoe_py.publisher.fetch import load_expert_from_chain
-from bmoe_py.publisher.publish import publish_model
-from bmoe_py.storage.client import IpfsClient
 from bmoe_py.validator.fraud import FraudProofDriver, first_wrong_row
-from scripted_node import ScriptedNode, create_task, fresh_key
-from test_model_publish import small_model
+from scripted_node import create_task, fresh_key, layers, model_id, node, travel  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.timeout(120)
 INVALIDATED = 3  # IResultLedger.CommitmentStatus
-
-
-@pytest.fixture(scope="module")
-def ipfs(network):
-    with IpfsClient(network.ipfs.api, timeout=20) as client:
-        yield client
-
-
-@pytest.fixture(scope="module")
-def model_id(network, ipfs) -> int:
-    return publish_model(network.chain(), ipfs, small_model()).model_id
-
-
-@pytest.fixture(scope="module")
-def layers(network, ipfs, model_id):
-    return load_expert_from_chain(network.chain(), ipfs, model_id, 0).layers
-
-
-@pytest.fixture
-def node(network, ipfs, model_id, accounts) -> ScriptedNode:
-    node = ScriptedNode(network.chain(fresh_key(accounts[0])), ipfs, model_id)
-    node.join([0])
-    return node
 
 
 @pytest.fixture
@@ -53,11 +26,6 @@ def window(network, node, model_id, layers):
     task = create_task(network.chain(), model_id)
     tokens = np.random.default_rng(7).integers(-128, 128, size=(6, 8)).astype(np.int8)
     return node.commit(task, 0, layers, tokens, manipulate=(4,))
-
-
-def travel(web3, seconds: int) -> None:
-    web3.provider.make_request("evm_increaseTime", [seconds])
-    web3.provider.make_request("evm_mine", [])
 
 
 def test_a_manipulated_token_is_proven_and_the_node_slashed(network, node, driver, window):

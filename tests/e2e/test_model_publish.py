@@ -9,12 +9,9 @@ import subprocess
 import sys
 
 import pytest
-import torch
 
 from bmoe_py.chain.client import connect
 from bmoe_py.chain.manifest import ManifestNotFound
-from bmoe_py.model.moe import MoEConfig, MoEModel
-from bmoe_py.model.quantize import quantize_model
 from bmoe_py.publisher.prepare import model_files
 from bmoe_py.publisher.fetch import WeightsMismatch, load_expert_from_chain, load_gate_from_chain
 from bmoe_py.publisher.publish import (
@@ -27,17 +24,11 @@ from bmoe_py.publisher.publish import (
 )
 from bmoe_py.publisher.records import LayerSpec, Mode, read_model
 from bmoe_py.storage.client import IpfsClient
+from tiny_model import small_model
 
 pytestmark = pytest.mark.timeout(120)
 DAY = 24 * 3600
 ETHER = 10**18
-
-
-def small_model(seed: int = 0, experts: int = 3) -> ModelFiles:
-    """The files of a tiny untrained MoE (8-wide tokens, experts 8->16->8) quantised on random tokens."""
-    torch.manual_seed(seed)
-    model = MoEModel(MoEConfig(input_dim=8, num_classes=3, d_model=8, d_hidden=16, num_experts=experts, k=1))
-    return model_files(model, quantize_model(model, torch.randn(256, 8)))
 
 
 @pytest.fixture(scope="module")
@@ -49,11 +40,6 @@ def files() -> ModelFiles:
 def chain(network):
     return network.chain()
 
-
-@pytest.fixture
-def ipfs(network):
-    with IpfsClient(network.ipfs.api, timeout=20) as client:
-        yield client
 
 
 def register_by_hand(chain, gate_cid: str, gate_root: bytes, experts: list[tuple[str, bytes, tuple[LayerSpec, ...]]]) -> int:

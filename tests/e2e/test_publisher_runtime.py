@@ -22,13 +22,12 @@ from bmoe_py.model.data import load_digits
 from bmoe_py.model.exact import ExactMoE
 from bmoe_py.model.int8_ref import expert_forward
 from bmoe_py.protocol.bundle import WindowBundle
-from bmoe_py.publisher.fetch import load_expert_from_chain, load_gate_from_chain
+from bmoe_py.publisher.fetch import load_exact_model_from_chain, load_expert_from_chain
 from bmoe_py.publisher.hosts import ExpertUnavailable
 from bmoe_py.publisher.prepare import TrainingOptions, model_files, prepare
 from bmoe_py.publisher.publish import publish_model
 from bmoe_py.publisher.runtime import InferenceSession, SessionError
 from bmoe_py.publisher.tasks import close_task, create_task, task_state
-from bmoe_py.storage.client import IpfsClient
 from bmoe_py.validator.fraud import FraudProofDriver
 from edge_nodes import EdgeProcess, start_edge
 from torch_threads import one_torch_thread  # noqa: F401  (autouse: the gate and training here are tiny)
@@ -38,11 +37,6 @@ ETHER = 10**18
 EXPERTS = [0, 1, 2]
 SAMPLES = 48
 
-
-@pytest.fixture(scope="module")
-def ipfs(network):
-    with IpfsClient(network.ipfs.api, timeout=20) as client:
-        yield client
 
 
 @pytest.fixture(scope="module")
@@ -54,15 +48,7 @@ def model_id(network, ipfs) -> int:
 @pytest.fixture(scope="module")
 def reference(network, ipfs, model_id) -> ExactMoE:
     """The same published model run in this process: gate and experts loaded (and verified) from the chain."""
-    chain = network.chain()
-    gate = load_gate_from_chain(chain, ipfs, model_id).gate
-    config = gate.model.config
-    experts = [
-        [gate.exact_expert(l, e, load_expert_from_chain(chain, ipfs, model_id, l * config.num_experts + e).layers)
-         for e in range(config.num_experts)]
-        for l in range(config.num_layers)
-    ]  # fmt: skip
-    return ExactMoE(gate.model.eval(), experts)
+    return load_exact_model_from_chain(network.chain(), ipfs, model_id)
 
 
 @pytest.fixture(scope="module")

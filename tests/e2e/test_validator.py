@@ -17,7 +17,8 @@ from bmoe_py.validator.fraud import FraudProofDriver
 from bmoe_py.validator.service import Validator, ValidatorConfig
 from bmoe_py.validator.store import ValidatorStore
 from scripted_node import create_task, fresh_key
-from test_fraud_driver import ipfs, layers, model_id, node, travel  # noqa: F401 (fixtures)
+from scripted_node import layers, model_id, node, travel  # noqa: F401 (fixtures)
+from polling import wait_for
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -141,7 +142,7 @@ def test_a_commitment_seen_after_its_challenge_window_is_not_challenged(node, ma
 
 def test_a_commitment_of_another_model_is_ignored(network, node, make_validator, task, layers, tokens, ipfs):
     from bmoe_py.publisher.publish import publish_model
-    from test_model_publish import small_model
+    from tiny_model import small_model
 
     other_model = publish_model(network.chain(), ipfs, small_model(seed=5)).model_id
     validator = make_validator()
@@ -179,13 +180,6 @@ def start_validator(network, key: str, model_id: int, state_dir, ready):
         time.sleep(0.1)
     return proc
 
-
-def wait_for(condition, timeout: float = 30.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while not (value := condition()):
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.2)
-    return value
 
 
 def test_the_validator_process_catches_a_cheat_and_finishes_the_dispute_after_a_kill(

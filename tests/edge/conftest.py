@@ -21,7 +21,7 @@ def _e2e_fixtures():
 
 
 _e2e = _e2e_fixtures()
-ETHER, Network, ipfs_node, network = _e2e.ETHER, _e2e.Network, _e2e.ipfs_node, _e2e.network  # reused fixtures
+ETHER, Network, ipfs_node, network, ipfs = _e2e.ETHER, _e2e.Network, _e2e.ipfs_node, _e2e.network, _e2e.ipfs  # reused fixtures
 
 from bmoe_py.model.moe import MoEConfig, MoEModel  # noqa: E402
 from bmoe_py.model.quantize import quantize_model  # noqa: E402

@@ -4,7 +4,6 @@ mode) it must still reveal the output it returned, and proving one row of the la
 commitment that a publisher posted from the node's receipt (`postReceipt`) are answered the same way."""
 from __future__ import annotations
 
-import time
 
 import numpy as np
 import pytest
@@ -14,10 +13,10 @@ from bmoe_py.crypto.leaves import WeightsTree
 from bmoe_py.model.int8_ref import expert_forward
 from bmoe_py.protocol.bundle import WindowBundle
 from bmoe_py.publisher.fetch import load_expert_from_chain
-from bmoe_py.storage.client import IpfsClient
 
 from edge_client import create_task, forward, tokens
 from edge_nodes import start_edge
+from polling import wait_for
 
 pytestmark = pytest.mark.timeout(120)
 AWAITING_PROOF, NODE_SLASHED, CHALLENGER_LOST = 2, 3, 4  # IFraudProof.Phase
@@ -28,18 +27,6 @@ def chain(network):
     return network.chain()
 
 
-@pytest.fixture
-def ipfs(network):
-    with IpfsClient(network.ipfs.api, timeout=20) as client:
-        yield client
-
-
-def wait_for(predicate, timeout: float = 30.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while not (value := predicate()):
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.2)
-    return value
 
 
 def committed(chain, ipfs, node: str) -> tuple[Commitment, WindowBundle]:

@@ -3,8 +3,6 @@ size, their bundle pinned and their root committed; finalized and claimed after 
 killed in the middle of a window that is restarted on the same state still commits it and is paid."""
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from bmoe_py.protocol.bundle import WindowBundle
@@ -13,6 +11,7 @@ from bmoe_py.storage.client import IpfsClient
 from conftest import CHALLENGE_WINDOW
 from edge_client import GWEI, create_task, forward, tokens
 from edge_nodes import start_edge
+from polling import wait_for
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -22,13 +21,6 @@ def posted(chain, node: str) -> list[dict]:
     logs = chain.ledger.events.CommitmentPosted.get_logs(from_block=0, argument_filters={"node": node})
     return [dict(entry["args"]) for entry in logs]
 
-
-def wait_for(predicate, timeout: float = 30.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while not (value := predicate()):
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.2)
-    return value
 
 
 def skip_challenge_window(web3) -> None:
