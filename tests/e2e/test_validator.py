@@ -7,7 +7,6 @@ import json
 import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -19,6 +18,7 @@ from bmoe_py.validator.store import ValidatorStore
 from scripted_node import create_task, fresh_key
 from scripted_node import layers, model_id, node, travel  # noqa: F401 (fixtures)
 from polling import wait_for
+from validator_nodes import start_validator
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -165,21 +165,6 @@ def test_float_agreement_is_relative_to_the_output_scale():
 
 
 # ------------------------------------------------------------------------------------------- the process
-
-
-def start_validator(network, key: str, model_id: int, state_dir, ready):
-    env = network.env(BMOE_PRIVATE_KEY=key)
-    cmd = [sys.executable, "-m", "bmoe_py", "validator", "--model", str(model_id), "--sample-rate", "1",
-           "--state-dir", str(state_dir), "--poll", "0.3", "--ready-file", str(ready)]  # fmt: skip
-    log = open(state_dir / "log.txt", "ab")
-    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 60
-    while not ready.exists():
-        assert proc.poll() is None, (state_dir / "log.txt").read_text()
-        assert time.monotonic() < deadline, "validator not ready in 60 s"
-        time.sleep(0.1)
-    return proc
-
 
 
 def test_the_validator_process_catches_a_cheat_and_finishes_the_dispute_after_a_kill(
