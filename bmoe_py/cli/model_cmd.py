@@ -232,14 +232,20 @@ def _show(args: argparse.Namespace) -> int:
             raise
         checks: dict[str, str] = {}
         if args.verify:
-            from bmoe_py.publisher.fetch import load_expert_from_chain, load_gate_from_chain  # imports torch
+            from bmoe_py.publisher.fetch import (  # imports torch
+                load_expert_from_chain,
+                load_float_expert_from_chain,
+                load_gate_from_chain,
+            )
+            from bmoe_py.publisher.records import Mode
 
+            load = load_float_expert_from_chain if model.mode is Mode.FLOAT else load_expert_from_chain
             with IpfsClient(args.ipfs) as ipfs:
                 checks["gate"] = _check(lambda: load_gate_from_chain(chain, ipfs, args.model_id))
                 for expert in model.experts:
                     if expert.published:
                         checks[f"expert {expert.index}"] = _check(
-                            lambda e=expert: load_expert_from_chain(chain, ipfs, args.model_id, e.index, e.version)
+                            lambda e=expert: load(chain, ipfs, args.model_id, e.index, e.version)
                         )
     except _user_errors() as exc:
         return _fail("show", exc)

@@ -6,6 +6,10 @@ with their own keys, stakes and SQLite state; chain time travels with evm_increa
 """
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -174,3 +178,14 @@ def test_a_validator_that_finds_a_wrong_float_token_challenges_it_and_the_others
     (row,) = validators[0].store.disputes()
     assert (row.outcome, row.done) == ("fraud", True)  # the challenger's reward is claimed
     assert [v.store.disputes() for v in validators[1:]] == [[], []]  # the leaf was taken: no second dispute
+
+
+def test_show_verify_accepts_every_file_of_a_float_model(network, float_model_id):
+    shown = subprocess.run(
+        [sys.executable, "-m", "bmoe_py", "model", "show", str(float_model_id), "--verify", "--json"],
+        env=network.env(), capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert shown.returncode == 0, shown.stdout + shown.stderr
+    report = json.loads(shown.stdout)
+    assert report["gate"]["check"] == "ok"
+    assert {e["check"] for e in report["experts"]} == {"ok"}
