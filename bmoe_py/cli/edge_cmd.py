@@ -8,7 +8,7 @@ import signal
 import sys
 from pathlib import Path
 
-from .options import CommandError, amount, chain_options, connect, ipfs_option, key_options, private_key
+from .options import CommandError, amount, chain_options, connect, ipfs_option, key_options, positive, private_key
 
 log = logging.getLogger("bmoe.edge")
 
@@ -49,18 +49,6 @@ def _experts(text: str) -> tuple[int, ...]:
     return experts
 
 
-def _positive(kind: type):
-    def parse(text: str):
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"must be positive, not {text}")
-        return value
-
-    return parse
-
 
 def _fraction(text: str) -> float:
     try:
@@ -87,9 +75,9 @@ def register(subparsers: argparse._SubParsersAction, name: str, summary: str) ->
                         help="where the node keeps its SQLite database (default: %(default)s)")  # fmt: skip
     parser.add_argument("--stake", type=amount, metavar="AMOUNT",
                         help="stake to hold, e.g. 2ether (default and minimum: the model's minNodeStake)")  # fmt: skip
-    parser.add_argument("--window-seconds", type=_positive(float), default=10.0, metavar="S",
+    parser.add_argument("--window-seconds", type=positive(float), default=10.0, metavar="S",
                         help="close a window this long after its first request (default: %(default)s)")  # fmt: skip
-    parser.add_argument("--window-tokens", type=_positive(int), default=8192, metavar="N",
+    parser.add_argument("--window-tokens", type=positive(int), default=8192, metavar="N",
                         help="or once it holds this many tokens (default: %(default)s)")  # fmt: skip
     parser.add_argument("--attack", choices=ATTACK_MODES, default="none",
                         help="manipulate outputs, for experiments only (default: none)")  # fmt: skip

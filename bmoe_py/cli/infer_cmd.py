@@ -5,7 +5,7 @@ import argparse
 import json
 import sys
 
-from .options import CommandError, amount, chain_options, connect, ipfs_option, key_options, private_key
+from .options import CommandError, amount, chain_options, connect, ipfs_option, key_options, positive, private_key
 
 _DESCRIPTION = """\
 Run inference with a published exact-int8 model: the gate runs here, every expert call goes to the
@@ -35,18 +35,6 @@ def policy(text: str):
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def _positive(kind):
-    def parse(text: str):
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a {kind.__name__}, got {text!r}") from None
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"must be positive, got {text}")
-        return value
-
-    return parse
-
 
 def register(subparsers: argparse._SubParsersAction, name: str, summary: str) -> None:
     parser = subparsers.add_parser(
@@ -54,9 +42,9 @@ def register(subparsers: argparse._SubParsersAction, name: str, summary: str) ->
     )
     parser.add_argument("--model", type=int, required=True, metavar="MODEL_ID", help="the published model's id")
     parser.add_argument("--dataset", choices=("mnist1d", "digits"), required=True, help="local data set (test split)")
-    parser.add_argument("--samples", type=_positive(int), default=512, help="test samples to classify (default: %(default)s)")
+    parser.add_argument("--samples", type=positive(int), default=512, help="test samples to classify (default: %(default)s)")
     parser.add_argument(
-        "--batch-tokens", type=_positive(int), default=1024, metavar="N",
+        "--batch-tokens", type=positive(int), default=1024, metavar="N",
         help="tokens per forward pass and at most per request to a host (default: %(default)s)",
     )  # fmt: skip
     parser.add_argument(
@@ -67,15 +55,15 @@ def register(subparsers: argparse._SubParsersAction, name: str, summary: str) ->
     parser.add_argument("--escrow", type=amount, default="0.05ether", metavar="AMOUNT", help="escrow of a new task (default: %(default)s)")
     parser.add_argument("--task", type=int, metavar="TASK_ID", help="use this open task of yours instead of creating one")
     parser.add_argument(
-        "--timeout", type=_positive(float), default=10.0, metavar="SECONDS",
+        "--timeout", type=positive(float), default=10.0, metavar="SECONDS",
         help="seconds a host has to answer one call (default: %(default)s)",
     )  # fmt: skip
     parser.add_argument(
-        "--dispute-timeout", type=_positive(float), default=120.0, metavar="SECONDS",
+        "--dispute-timeout", type=positive(float), default=120.0, metavar="SECONDS",
         help="seconds to wait for challenges of outvoted hosts to settle before reporting (default: %(default)s)",
     )  # fmt: skip
     parser.add_argument(
-        "--torch-threads", type=_positive(int), default=1, metavar="N",
+        "--torch-threads", type=positive(int), default=1, metavar="N",
         help="CPU threads of the local gate (default: %(default)s: the gate is small, and idle OpenMP threads spin "
         "on cores that the edge nodes of a local network need)",
     )  # fmt: skip

@@ -22,6 +22,7 @@ __all__ = [
     "duration",
     "ipfs_option",
     "key_options",
+    "positive",
     "private_key",
 ]
 
@@ -88,6 +89,21 @@ def amount(text: str) -> int:
         return parse_amount(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def positive(kind: type):
+    """argparse type: a positive `kind` (int or float)."""
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be positive, not {text}")
+        return value
+
+    return parse
 
 
 def private_key(args: argparse.Namespace) -> str:
