@@ -11,7 +11,8 @@ policy run against them. Real parts only: anvil, the contract suite, the embedde
    `gaussian`, each hosting half of the experts, so no expert has two cheaters); the publisher classifies the test
    samples twice under the policy: the first pass meets the cheaters, the second runs after the disputes they
    caused have settled (validators watch the chain during the optimistic phase); then the cheaters leave;
-6. a table (policy, accuracy of both passes, tokens/s, latency, disputes won, stake slashed), the same as JSON in
+6. a table (policy, accuracy of both passes, tokens/s, latency, disputes won, stake slashed, time to slash: chain
+   time from a cheater's first commitment to its slash, the slower cheater's), the same as JSON in
    results/demo.json and a chart in results/demo.png. Every process is stopped at the end, also on Ctrl-C; the chain keeps running
    (`python tools/local_chain.py --stop` stops it).
 """
@@ -50,6 +51,7 @@ class PhaseResult:
     stake_slashed_eth: float
     cheaters_slashed: int
     cheaters: int
+    seconds_to_slash: list[int]  # per slashed cheater: chain time from its first commitment to its slash
     seconds: float
 
 
@@ -182,6 +184,7 @@ def run_phase(chain, ipfs, model_id: int, policy: str, x, y, cheaters: list[str]
         stake_slashed_eth=slashed[0] / ETHER,
         cheaters_slashed=slashed[1],
         cheaters=len(cheaters),
+        seconds_to_slash=seconds_to_slash(chain, cheaters, first_block),
         seconds=time.monotonic() - started,
     )
 
@@ -195,6 +198,19 @@ def slashed_stake(chain, accounts: list[str], from_block: int) -> tuple[int, int
             total += log["args"]["amount"]
             hit.add(log["args"]["account"].lower())
     return total, len(hit)
+
+
+def seconds_to_slash(chain, accounts: list[str], from_block: int) -> list[int]:
+    """For each slashed account: block time of its Slashed event minus that of its first CommitmentPosted (a window
+    it committed, or its receipt posted by the publisher)."""
+    timestamp = lambda block: chain.w3.eth.get_block(block)["timestamp"]  # noqa: E731
+    delays = []
+    for account in accounts:
+        slashes = chain.staking.events.Slashed.get_logs(from_block=from_block, argument_filters={"account": account})
+        posts = chain.ledger.events.CommitmentPosted.get_logs(from_block=from_block, argument_filters={"node": account})
+        if slashes and posts:
+            delays.append(timestamp(slashes[0]["blockNumber"]) - timestamp(posts[0]["blockNumber"]))
+    return delays
 
 
 def frauds_proven(chain, from_block: int) -> int:
@@ -212,10 +228,11 @@ def test_set(published: dict):
 def report(results: list[PhaseResult], baseline: dict, args, seconds: float) -> None:
     step("results")
     print(f"the same model in one process, nobody cheating: {baseline['exact_accuracy']:.2%} on {baseline['samples']} samples")
-    header = ("policy", "accuracy 1st pass", "accuracy 2nd pass", "tokens/s", "p50 ms", "p99 ms", "disputes won", "stake slashed", "cheaters slashed")
+    header = ("policy", "accuracy 1st pass", "accuracy 2nd pass", "tokens/s", "p50 ms", "p99 ms", "disputes won", "stake slashed", "cheaters slashed", "time to slash")
     rows = [
         (r.policy, f"{r.accuracy_first:.2%}", f"{r.accuracy_second:.2%}", f"{r.tokens_per_s:,.0f}", f"{r.p50_ms:.1f}", f"{r.p99_ms:.1f}", str(r.disputes_won),
-         f"{r.stake_slashed_eth:.2f} ETH", f"{r.cheaters_slashed}/{r.cheaters}")
+         f"{r.stake_slashed_eth:.2f} ETH", f"{r.cheaters_slashed}/{r.cheaters}",
+         f"{max(r.seconds_to_slash)} s" if r.seconds_to_slash else "-")
         for r in results
     ]  # fmt: skip
     widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(header)]

@@ -218,7 +218,7 @@ class LocalNetwork:
     ) -> Process:  # fmt: skip
         """A `bmoe edge` process (fresh funded key unless given); returns once it serves (its --ready-file)."""
         key = key or self.new_key()
-        state = self.state_dir / name
+        state = self._role_state(name, key)
         ready = state / "ready.json"
         state.mkdir(parents=True, exist_ok=True)
         ready.unlink(missing_ok=True)
@@ -233,7 +233,7 @@ class LocalNetwork:
     ) -> Process:
         """A `bmoe validator` process (fresh funded key unless given); returns once it watches the chain."""
         key = key or self.new_key()
-        state = self.state_dir / name
+        state = self._role_state(name, key)
         ready = state / "ready.json"
         state.mkdir(parents=True, exist_ok=True)
         ready.unlink(missing_ok=True)
@@ -241,6 +241,11 @@ class LocalNetwork:
         return self._await_ready(self._spawn(name, args, key=key), ready, timeout, "validator")
 
     # ------------------------------------------------------------------------------------------ internals
+
+    def _role_state(self, name: str, key: str) -> Path:
+        """A node's or validator's own state folder: per key, because a state folder belongs to one account (a node
+        refuses another's), and each run of the demo stakes fresh keys; restarting with the same key finds it again."""
+        return self.state_dir / "roles" / f"{name}-{Account.from_key(key).address}"
 
     def _spawn(self, name: str, args: Sequence[Any], key: str | None = None) -> Process:
         log = self.logs / f"{name}.log"
