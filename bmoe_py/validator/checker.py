@@ -16,6 +16,7 @@ import numpy as np
 
 from ..crypto.commitments import Commitment
 from ..protocol.bundle import BundleError, WindowBundle
+from ..protocol.tolerance import within_tolerance
 from ..storage.cid import cid_of_bytes, parse_cid
 
 if TYPE_CHECKING:
@@ -43,20 +44,6 @@ def sample_positions(n: int, rate: float, rng: secrets.SystemRandom | None = Non
     """ceil(rate * n) distinct positions out of n (at least one, at most n), unpredictable to the node."""
     k = min(n, max(1, math.ceil(rate * n)))
     return sorted((rng or secrets.SystemRandom()).sample(range(n), k))
-
-
-def within_tolerance(claimed: np.ndarray, expected: np.ndarray, tolerance: int) -> bool:
-    """Float agreement (protocol 6): max |claimed - expected| <= tolerance / 1e6 * max(1, max |expected|).
-
-    Relative to the vector's scale so that one tolerance fits any layer; the floor of 1 keeps tiny outputs from
-    demanding bit-exactness. A NaN or an infinity never agrees.
-    """
-    claimed = np.asarray(claimed, dtype=np.float64)
-    expected = np.asarray(expected, dtype=np.float64)
-    if claimed.shape != expected.shape or not np.all(np.isfinite(claimed)):
-        return False
-    scale = max(1.0, float(np.max(np.abs(expected))) if expected.size else 1.0)
-    return bool(np.max(np.abs(claimed - expected)) <= tolerance / 1e6 * scale)
 
 
 class Checker:
