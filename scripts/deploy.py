@@ -34,8 +34,13 @@ from bmoe_py.chain.manifest import (
 )
 
 # Live-type networks that are a local anvil with automine: one confirmation, and anvil's unlocked dev account
-# may deploy when no key is given.
-LOCAL_NETWORKS = frozenset({"bmoe-local"})
+# may deploy when no key is given. `bmoe-local` is make deploy's (port 8545); LocalNetwork declares
+# `bmoe-local-<port>` for a chain on another port (several local networks side by side).
+LOCAL_NETWORK_PREFIX = "bmoe-local"
+
+
+def _is_local_network(net: str) -> bool:
+    return net == LOCAL_NETWORK_PREFIX or net.startswith(LOCAL_NETWORK_PREFIX + "-")
 
 
 class DeployError(Exception):
@@ -55,7 +60,7 @@ def main() -> dict:
 
 def deploy() -> dict:
     net = network.show_active()
-    is_local = net in LOCAL_NETWORKS or _is_development()
+    is_local = _is_local_network(net) or _is_development()
     params = DeployParams.from_env()
     confirmations = _confirmations(is_local)
     chain_id = web3.eth.chain_id
@@ -152,7 +157,7 @@ def _deployer(net: str):
             ) from None
     if _is_development() and len(accounts) > 0:
         return accounts[0]
-    if net in LOCAL_NETWORKS and len(accounts) > 0:
+    if _is_local_network(net) and len(accounts) > 0:
         print(f"no BMOE_DEPLOYER_KEY: using the node's unlocked account {accounts[0].address} (anvil dev account)")
         return accounts[0]
     raise DeployError(

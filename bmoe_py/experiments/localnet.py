@@ -10,6 +10,11 @@ embedded IPFS node, and `bmoe edge` / `bmoe validator` processes talking HTTP an
 
 Used by `make demo` (tools/demo.py), the runtime benchmark and the experiments. Every process logs to
 `<state_dir>/logs/<name>.log`; a process that dies while starting fails the step with the end of its log.
+
+Several networks can run side by side on different chain and IPFS ports. Every anvil has chain id 31337, so the
+deployment manifests (`<deployments>/31337.json`) would collide: a network on any chain port but 8545 keeps its
+own manifest folder, `<state_dir>/deployments`, handed to every child as BMOE_DEPLOYMENTS_DIR. Port 8545 uses the
+repository's `deployments/`, the one `make deploy` writes, so `make demo` reuses a deployment made there.
 """
 from __future__ import annotations
 
@@ -34,6 +39,7 @@ ETHER = 10**18
 # #0 deploys and funds the others, #1 publishes.
 FUNDER_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
 PUBLISHER_KEY = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d"
+DEFAULT_CHAIN_PORT = 8545  # `make deploy`'s chain, brownie network `bmoe-local`
 
 __all__ = ["LocalNetwork", "NetworkError", "Process"]
 
@@ -94,6 +100,12 @@ class LocalNetwork:
             "BMOE_IPFS_API": self.ipfs_api,
         }
         self.env.pop("BMOE_PRIVATE_KEY", None)
+        # None: the repository's deployments/ (or the caller's $BMOE_DEPLOYMENTS_DIR) on the default port
+        self.deployments_dir: Path | None = None
+        if chain_port != DEFAULT_CHAIN_PORT:
+            self.deployments_dir = self.state_dir / "deployments"
+            self.deployments_dir.mkdir(exist_ok=True)
+            self.env["BMOE_DEPLOYMENTS_DIR"] = str(self.deployments_dir)
 
     # ------------------------------------------------------------------------------------------ lifecycle
 
@@ -151,16 +163,39 @@ class LocalNetwork:
         """anvil on the chain port, started unless a chain answers there (tools/local_chain.py)."""
         self.run([PY, "tools/local_chain.py", "--ensure", "--port", self.chain_port])
 
+    def stop_chain(self) -> None:
+        """Stops the anvil that start_chain started on this port (it outlives this object otherwise, on purpose:
+        `make demo` leaves its chain running for `bmoe` commands)."""
+        self.run([PY, "tools/local_chain.py", "--stop", "--port", self.chain_port], check=False)
+
     def deploy(self, *, force: bool = False) -> None:
         """Deploys the suite unless the manifest's deployment is alive on this chain."""
-        if self.chain_port != 8545:
-            # scripts/deploy.py deploys through brownie's `bmoe-local` network, declared at port 8545
-            raise NetworkError(f"deploying needs the chain on port 8545 (brownie's bmoe-local), not {self.chain_port}")
         alive = not force and self.run([PY, "-m", "bmoe_py", "deploy", "--rpc", self.rpc_url], check=False).returncode == 0
         if alive:
             self.say("the deployment in the manifest is alive on this chain: reusing it")
             return
-        self.run([PY, "scripts/deploy.py", "--network", "bmoe-local"])
+        self.run([PY, "scripts/deploy.py", "--network", self.brownie_network()])
+
+    def brownie_network(self) -> str:
+        """The brownie network that deploys to this chain: `bmoe-local` on the default port (declared by `make
+        setup`), else `bmoe-local-<port>`, declared here on the fly (scripts/deploy.py treats every `bmoe-local*`
+        network as a local anvil: its unlocked dev account deploys, one confirmation)."""
+        if self.chain_port == DEFAULT_CHAIN_PORT:
+            return "bmoe-local"
+        sys.path.insert(0, str(ROOT / "tools"))
+        try:
+            from brownie_networks import upsert_live_network
+        finally:
+            sys.path.remove(str(ROOT / "tools"))
+        name = f"bmoe-local-{self.chain_port}"
+        upsert_live_network({"name": f"Local anvil on port {self.chain_port}", "id": name, "chainid": 31337, "host": self.rpc_url})
+        return name
+
+    def connect(self, key: str = PUBLISHER_KEY):
+        """A chain client (bmoe_py.chain.client.Chain) of this network's deployment, signing with `key`."""
+        from bmoe_py.chain.client import connect
+
+        return connect(self.rpc_url, key, deployments_dir=self.deployments_dir)
 
     def start_ipfs(self, repo: Path | None = None, timeout: float = 60.0) -> Process:
         repo = repo or self.state_dir / "ipfs"
