@@ -30,6 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bmoe_py.experiments.localnet import PUBLISHER_KEY, LocalNetwork, NetworkError  # noqa: E402
+from bmoe_py.experiments.testbed import frauds_proven, seconds_to_slash, slashed_stake  # noqa: E402
 
 ETHER = 10**18
 
@@ -187,34 +188,6 @@ def run_phase(chain, ipfs, model_id: int, policy: str, x, y, cheaters: list[str]
         seconds_to_slash=seconds_to_slash(chain, cheaters, first_block),
         seconds=time.monotonic() - started,
     )
-
-
-def slashed_stake(chain, accounts: list[str], from_block: int) -> tuple[int, int]:
-    """(wei slashed from `accounts`, how many of them were slashed) since `from_block`, from Staking's events."""
-    wanted = {a.lower() for a in accounts}
-    total, hit = 0, set()
-    for log in chain.staking.events.Slashed.get_logs(from_block=from_block):
-        if log["args"]["account"].lower() in wanted:
-            total += log["args"]["amount"]
-            hit.add(log["args"]["account"].lower())
-    return total, len(hit)
-
-
-def seconds_to_slash(chain, accounts: list[str], from_block: int) -> list[int]:
-    """For each slashed account: block time of its Slashed event minus that of its first CommitmentPosted (a window
-    it committed, or its receipt posted by the publisher)."""
-    timestamp = lambda block: chain.w3.eth.get_block(block)["timestamp"]  # noqa: E731
-    delays = []
-    for account in accounts:
-        slashes = chain.staking.events.Slashed.get_logs(from_block=from_block, argument_filters={"account": account})
-        posts = chain.ledger.events.CommitmentPosted.get_logs(from_block=from_block, argument_filters={"node": account})
-        if slashes and posts:
-            delays.append(timestamp(slashes[0]["blockNumber"]) - timestamp(posts[0]["blockNumber"]))
-    return delays
-
-
-def frauds_proven(chain, from_block: int) -> int:
-    return sum(1 for log in chain.fraud_proof.events.Resolved.get_logs(from_block=from_block) if log["args"]["fraud"])
 
 
 def test_set(published: dict):

@@ -23,6 +23,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Callable, Sequence
@@ -90,6 +91,9 @@ class LocalNetwork:
         self.ipfs_api = f"http://127.0.0.1:{ipfs_port}"
         self.say = say
         self.processes: list[Process] = []
+        # what experiments run on this network share (published models, honest nodes: see experiments.testbed)
+        self.shared: dict[str, Any] = {}
+        self._funding = threading.Lock()  # one funding transaction at a time: they share the funder's nonces
         path = os.pathsep.join([str(Path(PY).parent), str(ROOT / "node_modules" / ".bin"), os.environ.get("PATH", "")])
         self.env = {
             **os.environ,
@@ -226,24 +230,28 @@ class LocalNetwork:
 
     def new_key(self, fund: int = 10 * ETHER) -> str:
         """A fresh private key, funded from anvil's account #0 (each node and validator gets its own)."""
-        from web3 import Web3
-
         key = "0x" + bytes(Account.create().key).hex()
         if fund:
-            w3 = Web3(Web3.HTTPProvider(self.rpc_url))
-            funder = Account.from_key(FUNDER_KEY)
-            tx = {
-                "to": Account.from_key(key).address,
-                "value": fund,
-                "gas": 21_000,
-                "maxFeePerGas": 2 * w3.eth.get_block("latest")["baseFeePerGas"] + 10**9,
-                "maxPriorityFeePerGas": 10**9,
-                "nonce": w3.eth.get_transaction_count(funder.address, "pending"),
-                "chainId": w3.eth.chain_id,
-            }
-            tx_hash = w3.eth.send_raw_transaction(funder.sign_transaction(tx).raw_transaction)
-            w3.eth.wait_for_transaction_receipt(tx_hash, timeout=60)
+            with self._funding:
+                self._fund(Account.from_key(key).address, fund)
         return key
+
+    def _fund(self, address: str, amount: int) -> None:
+        from web3 import Web3
+
+        w3 = Web3(Web3.HTTPProvider(self.rpc_url))
+        funder = Account.from_key(FUNDER_KEY)
+        tx = {
+            "to": address,
+            "value": amount,
+            "gas": 21_000,
+            "maxFeePerGas": 2 * w3.eth.get_block("latest")["baseFeePerGas"] + 10**9,
+            "maxPriorityFeePerGas": 10**9,
+            "nonce": w3.eth.get_transaction_count(funder.address, "pending"),
+            "chainId": w3.eth.chain_id,
+        }
+        tx_hash = w3.eth.send_raw_transaction(funder.sign_transaction(tx).raw_transaction)
+        w3.eth.wait_for_transaction_receipt(tx_hash, timeout=60)
 
     # ------------------------------------------------------------------------------------------ roles
 

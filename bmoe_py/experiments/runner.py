@@ -1,0 +1,114 @@
+"""Runs experiments by name on one LocalNetwork and writes results/<name>.json, results/figures/*.png and
+results/report.md (what `bmoe experiment` does)."""
+from __future__ import annotations
+
+import importlib
+import inspect
+import os
+import platform
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from types import ModuleType
+
+from .localnet import ROOT, LocalNetwork
+from .report import ExperimentResult, render_report, write_result
+
+__all__ = ["EXPERIMENTS", "load", "machine_info", "run_experiments"]
+
+# name -> module of this package; experiment 2 (training under attack) is written by another helper and may be
+# missing from a checkout: `all` then runs the others and says so
+EXPERIMENTS: dict[str, str] = {
+    "inference-attack": "inference_attack",
+    "training-attack": "training_attack",
+    "detection": "detection",
+    "cost": "cost",
+    "baseline": "baseline",
+}
+
+
+def load(name: str) -> ModuleType:
+    return importlib.import_module(f"bmoe_py.experiments.{EXPERIMENTS[name]}")
+
+
+def available() -> list[str]:
+    names = []
+    for name, module in EXPERIMENTS.items():
+        if (Path(__file__).parent / f"{module}.py").exists():
+            names.append(name)
+    return names
+
+
+def run_experiments(
+    names: Sequence[str], net: LocalNetwork, out_dir: Path, *, setting: str = "fast", seeds: list[int] | None = None,
+    say: Callable[[str], None] = print, command: str = "",
+) -> list[ExperimentResult]:  # fmt: skip
+    """Runs `names` one after the other on `net`; writes each result as soon as it is done and the report at the end
+    (and after each experiment, so an interrupted `all` still leaves a report of what finished)."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    results: list[ExperimentResult] = []
+    machine = machine_info()
+    for i, name in enumerate(names, 1):
+        module = load(name)
+        say(f"==> experiment {i}/{len(names)}: {name} ({setting} setting)")
+        kwargs = {}
+        if seeds and "seeds" in inspect.signature(module.run).parameters:
+            kwargs["seeds"] = seeds
+        result = module.run(setting, net, out_dir, say, **kwargs)
+        results.append(result)
+        path = write_result(result, out_dir)
+        say(f"==> {name} done in {result.wall_seconds:.0f} s: {path}")
+        for finding in result.findings:
+            say(f"    {finding}")
+        report = render_report(results, machine, wall_seconds=time.monotonic() - started, command=command)
+        (out_dir / "report.md").write_text(report)
+    say(f"==> wrote {out_dir / 'report.md'} ({time.monotonic() - started:.0f} s in all)")
+    return results
+
+
+def machine_info() -> dict[str, str]:
+    """CPU model, cores, RAM, GPU (if any), OS, Python, torch version and git commit, for the report."""
+    info = {"CPU": _cpu_model(), "cores": str(os.cpu_count() or "?"), "RAM": _ram()}
+    try:
+        import torch
+
+        info["GPU"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
+        info["torch"] = torch.__version__
+    except ImportError:  # pragma: no cover - torch is a dependency
+        info["torch"] = "not installed"
+    info["OS"] = f"{platform.system()} {platform.release()} ({platform.machine()})"
+    info["Python"] = platform.python_version()
+    info["git commit"] = _git_commit()
+    return info
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _ram() -> str:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return f"{int(line.split()[1]) / 2**20:.1f} GiB"
+    except OSError:
+        pass
+    return "unknown"
+
+
+def _git_commit() -> str:
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+        return commit + (" (uncommitted changes)" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
