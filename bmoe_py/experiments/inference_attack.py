@@ -16,6 +16,7 @@ from __future__ import annotations
 import statistics
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -44,20 +45,13 @@ def run(
     params = dict(SETTINGS[setting])
     if seeds:
         params["seeds"] = list(seeds)
-    rate = params["rate"]
-    policies = ["none", "redundant:3", f"optimistic:{rate}"]
-    records: list[dict[str, Any]] = []  # one per (dataset, attack, cheaters, seed, policy)
-    for dataset in params["datasets"]:
-        bed = testbed(net, dataset, setting, honest=HONEST, say=say)
-        for seed in params["seeds"]:
-            x, y = bed.subset(params["samples"], seed)
-            for cheaters in params["cheaters"]:
-                attacks = params["attacks"] if cheaters else ["(none)"]
-                for attack in attacks:
-                    say(f"[{NAME}] {dataset} seed {seed}: {cheaters} {attack} cheater(s) of {HONEST + cheaters} nodes")
-                    for record in _measure(bed, attack, cheaters, seed, x, y, rate, params["dispute_timeout"], say):
-                        records.append({"dataset": dataset, "seed": seed, "cheaters": cheaters,
-                                        "fraction": cheaters / (HONEST + cheaters), **record})  # fmt: skip
+    policies = ["none", "redundant:3", f"optimistic:{params['rate']}"]
+    # publishing is sequential (one publisher key); then the data sets run side by side: each has its own model,
+    # nodes and session key, and most of a measurement is waiting (process starts, windows, disputes)
+    beds = [testbed(net, dataset, setting, honest=HONEST, say=say) for dataset in params["datasets"]]
+    with ThreadPoolExecutor(len(beds)) as pool:
+        per_dataset = list(pool.map(lambda bed: _sweep(bed, params, say), beds))
+    records: list[dict[str, Any]] = [r for rs in per_dataset for r in rs]  # one per (dataset, attack, cheaters, seed, policy)
     summary = _summarise(records, params)
     return ExperimentResult(
         name=NAME, title=TITLE, setting=setting, params={**params, "honest_nodes": HONEST, "policies": policies,
@@ -66,6 +60,19 @@ def run(
         findings=_findings(summary, params), data={"records": records, "summary": summary},
         wall_seconds=time.monotonic() - started,
     )  # fmt: skip
+
+
+def _sweep(bed: Testbed, params: dict, say) -> list[dict[str, Any]]:
+    records = []
+    for seed in params["seeds"]:
+        x, y = bed.subset(params["samples"], seed)
+        for cheaters in params["cheaters"]:
+            for attack in params["attacks"] if cheaters else ["(none)"]:
+                say(f"[{NAME}] {bed.dataset} seed {seed}: {cheaters} {attack} cheater(s) of {HONEST + cheaters} nodes")
+                for record in _measure(bed, attack, cheaters, seed, x, y, params["rate"], params["dispute_timeout"], say):
+                    records.append({"dataset": bed.dataset, "seed": seed, "cheaters": cheaters,
+                                    "fraction": cheaters / (HONEST + cheaters), **record})  # fmt: skip
+    return records
 
 
 def _measure(bed: Testbed, attack: str, cheaters: int, seed: int, x, y, rate: float, timeout: float, say) -> list[dict]:
@@ -78,22 +85,24 @@ def _measure(bed: Testbed, attack: str, cheaters: int, seed: int, x, y, rate: fl
             with bed.session(policy) as session:
                 result = bed.run_pass(session, x, y)
             slashed = slashed_stake(bed.chain, [n.address for n in nodes], block)[1] if nodes else 0
-            say(f"    {policy}: accuracy {_pct(result['accuracy'])}" + (f", {slashed}/{cheaters} cheaters slashed" if nodes else ""))
+            say(f"    {bed.dataset} {attack} x{cheaters} {policy}: accuracy {_pct(result['accuracy'])}" + (f", {slashed}/{cheaters} cheaters slashed" if nodes else ""))
             out.append({"attack": attack, "policy": policy, "accuracy": result["accuracy"], "accuracy_after": None,
                         "slashed": slashed, "error": result.get("error")})  # fmt: skip
     finally:
         bed.stop(nodes)
     # `optimistic:p` on fresh cheaters, a validator watching from here on
     block = bed.block()
-    nodes = bed.start_cheaters(cheaters, attack, seed=seed) if cheaters else []
-    validators = bed.start_validators(1, rate, from_block=block)
+    with ThreadPoolExecutor(2) as pool:
+        starting = pool.submit(bed.start_validators, 1, rate, block)
+        nodes = bed.start_cheaters(cheaters, attack, seed=seed) if cheaters else []
+        validators = starting.result()
     policy = f"optimistic:{rate}"
     try:
         with bed.session(policy) as session:
             first = bed.run_pass(session, x, y)
             slashed = bed.wait_for_slashes([n.address for n in nodes], block, timeout) if nodes else 0
             second = bed.run_pass(session, x, y)
-        say(f"    {policy}: accuracy {_pct(first['accuracy'])}, after disputes {_pct(second['accuracy'])}, "
+        say(f"    {bed.dataset} {attack} x{cheaters} {policy}: accuracy {_pct(first['accuracy'])}, after disputes {_pct(second['accuracy'])}, "
             f"{slashed}/{cheaters} cheaters slashed")  # fmt: skip
         out.append({"attack": attack, "policy": policy, "accuracy": first["accuracy"], "accuracy_after": second["accuracy"],
                     "slashed": slashed, "error": first.get("error") or second.get("error")})  # fmt: skip

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .localnet import PUBLISHER_KEY, LocalNetwork, Process
+from .localnet import LocalNetwork, Process
 
 if TYPE_CHECKING:
     from ..chain.client import Chain
@@ -42,6 +42,7 @@ __all__ = [
 ]
 
 ETHER = 10**18
+SESSION_FUNDS = 500 * ETHER  # escrows and challenge bonds of a testbed's sessions
 WINDOW_SECONDS = 2.0  # nodes commit a window this long after its first request: disputes start soon after a pass
 
 
@@ -80,7 +81,7 @@ class Testbed:
     published: dict[str, Any]  # what `bmoe model publish --json` printed
     experts: list[int]
     honest: list[Process]
-    chain: Chain  # the publisher's client
+    chain: Chain  # the client of this testbed's sessions (its own key: testbeds may run side by side)
     ipfs: IpfsClient
     x: np.ndarray  # the test split the model was evaluated on when published
     y: np.ndarray
@@ -210,7 +211,7 @@ def testbed(net: LocalNetwork, dataset: str, setting: str, *, honest: int = 3, c
         data = load_dataset(dataset)
         bed = Testbed(
             net=net, dataset=dataset, setting=setting, model_id=int(published["model_id"]), published=published,
-            experts=list(range(len(published["experts"]))), honest=[], chain=net.connect(PUBLISHER_KEY),
+            experts=list(range(len(published["experts"]))), honest=[], chain=net.connect(net.new_key(fund=SESSION_FUNDS)),
             ipfs=IpfsClient(net.ipfs_api, timeout=30), x=data.x_test.numpy(), y=data.y_test.numpy(),
         )  # fmt: skip
         say(f"model {bed.model_id}: exact int8 test accuracy {published['exact_accuracy']:.2%}")
