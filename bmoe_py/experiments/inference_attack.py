@@ -14,6 +14,7 @@ The fraction 0 is measured once per seed and shared by every attack.
 from __future__ import annotations
 
 import statistics
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -33,7 +34,7 @@ HONEST = 3
 SETTINGS = {
     "fast": {"datasets": ["mnist1d"], "attacks": ["signflip"], "cheaters": [0, 1], "samples": 150, "seeds": [0],
              "rate": 0.25, "dispute_timeout": 40},
-    "full": {"datasets": ["mnist1d", "digits"], "attacks": ATTACKS, "cheaters": [0, 1, 3], "samples": 300,
+    "full": {"datasets": ["mnist1d", "digits"], "attacks": ATTACKS, "cheaters": [0, 1, 3], "samples": 200,
              "seeds": [0, 1, 2], "rate": 0.25, "dispute_timeout": 40},
 }  # fmt: skip
 
@@ -49,25 +50,42 @@ def run(
     # publishing is sequential (one publisher key); then the data sets run side by side: each has its own model,
     # nodes and session key, and most of a measurement is waiting (process starts, windows, disputes)
     beds = [testbed(net, dataset, setting, honest=HONEST, say=say) for dataset in params["datasets"]]
-    with ThreadPoolExecutor(len(beds)) as pool:
-        per_dataset = list(pool.map(lambda bed: _sweep(bed, params, say), beds))
+    first_block = beds[0].block()
+    stop = threading.Event()
+    pool = ThreadPoolExecutor(len(beds))
+    try:
+        per_dataset = list(pool.map(lambda bed: _sweep(bed, params, say, stop), beds))
+    except BaseException:
+        # Ctrl-C or a failed sweep: the other sweep stops before its next measurement, and the processes it is using
+        # are stopped by the network's exit, so nothing waits for it here
+        stop.set()
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
     records: list[dict[str, Any]] = [r for rs in per_dataset for r in rs]  # one per (dataset, attack, cheaters, seed, policy)
     summary = _summarise(records, params)
+    # a wrong majority (colluding cheaters) gets an honest node challenged: it must win that dispute
+    honest_slashed = {bed.dataset: slashed_stake(bed.chain, [n.address for n in bed.honest], first_block)[1] for bed in beds}
+    findings = _findings(summary, params) + [
+        f"{dataset}: honest nodes slashed: {count} of {HONEST}." for dataset, count in honest_slashed.items()
+    ]
     return ExperimentResult(
         name=NAME, title=TITLE, setting=setting, params={**params, "honest_nodes": HONEST, "policies": policies,
                                                          "attack_fraction_of_tokens": 1.0},
         seeds=params["seeds"], tables=_tables(summary, params), figures=_figures(summary, params, out_dir),
-        findings=_findings(summary, params), data={"records": records, "summary": summary},
+        findings=findings, data={"records": records, "summary": summary, "honest_slashed": honest_slashed},
         wall_seconds=time.monotonic() - started,
     )  # fmt: skip
 
 
-def _sweep(bed: Testbed, params: dict, say) -> list[dict[str, Any]]:
+def _sweep(bed: Testbed, params: dict, say, stop: threading.Event) -> list[dict[str, Any]]:
     records = []
     for seed in params["seeds"]:
         x, y = bed.subset(params["samples"], seed)
         for cheaters in params["cheaters"]:
             for attack in params["attacks"] if cheaters else ["(none)"]:
+                if stop.is_set():
+                    return records
                 say(f"[{NAME}] {bed.dataset} seed {seed}: {cheaters} {attack} cheater(s) of {HONEST + cheaters} nodes")
                 for record in _measure(bed, attack, cheaters, seed, x, y, params["rate"], params["dispute_timeout"], say):
                     records.append({"dataset": bed.dataset, "seed": seed, "cheaters": cheaters,

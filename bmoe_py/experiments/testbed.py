@@ -43,7 +43,7 @@ __all__ = [
 
 ETHER = 10**18
 SESSION_FUNDS = 500 * ETHER  # escrows and challenge bonds of a testbed's sessions
-WINDOW_SECONDS = 2.0  # nodes commit a window this long after its first request: disputes start soon after a pass
+WINDOW_SECONDS = 1.0  # nodes commit a window this long after its first request: disputes start soon after a pass
 
 
 @dataclass(frozen=True)
@@ -190,7 +190,7 @@ class Testbed:
                 return slashed
             if say:
                 say(f"    waiting for disputes: {slashed}/{len(accounts)} cheaters slashed")
-            time.sleep(2.0)
+            time.sleep(1.0)
 
     def block(self) -> int:
         return int(self.chain.w3.eth.block_number)

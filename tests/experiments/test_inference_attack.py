@@ -34,6 +34,10 @@ def test_verified_policies_slash_the_cheater_and_none_does_not(result):
     assert slashed == {"none": 0, "redundant": 1, "optimistic": 1}
 
 
+def test_no_honest_node_is_slashed(result):
+    assert set(result.data["honest_slashed"].values()) == {0}
+
+
 def test_result_has_a_table_and_a_figure_per_dataset(result, results_dir):
     assert result.name == "inference-attack" and result.setting == "fast"
     assert len(result.tables) == len(result.figures) == len(result.params["datasets"])
