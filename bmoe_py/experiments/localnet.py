@@ -18,6 +18,7 @@ repository's `deployments/`, the one `make deploy` writes, so `make demo` reuses
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -93,6 +94,8 @@ class LocalNetwork:
         self.processes: list[Process] = []
         # what experiments run on this network share (published models, honest nodes: see experiments.testbed)
         self.shared: dict[str, Any] = {}
+        self._closing = False
+        self._spawning = threading.Lock()  # a process is either in self.processes or refused once closing
         self._funding = threading.Lock()  # one funding transaction at a time: they share the funder's nonces
         path = os.pathsep.join([str(Path(PY).parent), str(ROOT / "node_modules" / ".bin"), os.environ.get("PATH", "")])
         self.env = {
@@ -119,6 +122,8 @@ class LocalNetwork:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        with self._spawning:
+            self._closing = True  # a thread still running an experiment can start nothing new from here on
         try:
             self.stop_all()
         finally:
@@ -134,7 +139,7 @@ class LocalNetwork:
                 self.say(f"{process.name} ignored SIGTERM for {timeout:.0f}s: killing it")
                 process.popen.kill()
                 process.popen.wait()
-        if process in self.processes:
+        with contextlib.suppress(ValueError):  # another thread may have stopped it meanwhile
             self.processes.remove(process)
         return process.popen.returncode
 
@@ -142,7 +147,7 @@ class LocalNetwork:
         """SIGKILL: a crash, for tests of restarts."""
         process.popen.kill()
         process.popen.wait()
-        if process in self.processes:
+        with contextlib.suppress(ValueError):  # another thread may have stopped it meanwhile
             self.processes.remove(process)
 
     def stop_all(self) -> None:
@@ -295,15 +300,17 @@ class LocalNetwork:
         env = dict(self.env)
         if key:
             env["BMOE_PRIVATE_KEY"] = key  # the child reads it from its environment; it is never on a command line
-        with open(log, "ab") as out:
+        with self._spawning, open(log, "ab") as out:
+            if self._closing:
+                raise NetworkError(f"not starting {name}: the network is shutting down")
             popen = subprocess.Popen(
                 [str(a) for a in args], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 # its own process group: Ctrl-C in the terminal reaches this orchestrator only, which then stops
                 # the children in order instead of all of them dying at once mid-transaction
                 start_new_session=True,
             )  # fmt: skip
-        process = Process(name, popen, log, key)
-        self.processes.append(process)
+            process = Process(name, popen, log, key)
+            self.processes.append(process)
         return process
 
     def _await_ready(self, process: Process, ready: Path, timeout: float, what: str) -> Process:
