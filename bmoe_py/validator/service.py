@@ -61,7 +61,9 @@ class Validator:
         self.watcher = CommitmentWatcher(chain, config.model_id, store, from_block=config.from_block)
         self.checker = Checker(chain, ipfs, config.model_id)
         self.fraud = FraudProofDriver(chain, ipfs)
-        self.committee = CommitteeMember(chain, self.checker, store, ipfs) if config.committee else None
+        # Challenging a float token needs only the committee client; voting (`step`) needs validator stake and is
+        # what `config.committee` turns on.
+        self.committee = CommitteeMember(chain, self.checker, store, ipfs)
         self.stats = ValidatorStats()
         self._window = int(chain.call(chain.registry.functions.model(config.model_id))[4])
 
@@ -85,7 +87,7 @@ class Validator:
             self._check(stored.commitment, stored.bundle_cid)
         for stored in self.store.commitments("wrong"):
             self._challenge(stored.commitment, stored.bundle_cid)
-        if self.committee is not None:  # first: it may finalize a dispute that _advance then records and claims
+        if self.config.committee:  # first: it may finalize a dispute that _advance then records and claims
             self.stats.votes += self.committee.step()
         self._advance()
 
@@ -122,11 +124,11 @@ class Validator:
             if not self.store.intend_dispute(module, cid_key, position):
                 continue
             try:
-                token = bundle.token(position)
+                token = self.checker.token(bundle, position)
                 if module == "fraud":
                     dispute_id = self.fraud.challenge(commitment, token)
                 else:
-                    dispute_id = self.committee.challenge(commitment, token)  # type: ignore[union-attr]
+                    dispute_id = self.committee.challenge(commitment, token)
             except TransactionReverted as exc:
                 # reverted before it was sent: nothing happened on chain, the intent can go
                 self.store.drop_intent(module, cid_key, position)
@@ -147,7 +149,7 @@ class Validator:
                 status = self.fraud.step(row.dispute_id)
                 phase, outcome, done = status.phase, status.outcome, status.done
             else:
-                phase, outcome, done = self.committee.advance(row.dispute_id)  # type: ignore[union-attr]
+                phase, outcome, done = self.committee.advance(row.dispute_id)
             self.store.update_dispute(row.module, row.dispute_id, phase, outcome, done)
             if done:
                 if outcome == "fraud":
