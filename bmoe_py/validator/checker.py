@@ -39,6 +39,7 @@ class BadBundle(Exception):
 class CheckResult:
     bundle: WindowBundle | TrainWindowBundle
     sampled: dict[int, bool]  # position (token, or step of a training window) -> output correct
+    priority: bool = False  # every position checked: a training window of a node flagged by screening
 
     @property
     def wrong(self) -> list[int]:
@@ -121,7 +122,9 @@ class Checker:
     def check(self, commitment: Commitment, cid: str, rate: float) -> CheckResult:
         bundle = self.fetch(commitment, cid)
         if not isinstance(bundle, WindowBundle):
-            return CheckResult(bundle, self.training.check(bundle, self.training.sample(bundle, rate)))
+            flagged = self.training.flagged(bundle.node)
+            positions = list(range(len(bundle))) if flagged else sample_positions(len(bundle), rate)
+            return CheckResult(bundle, self.training.check(bundle, positions), priority=flagged)
         positions = sample_positions(len(bundle), rate)
         return CheckResult(bundle, {p: self.correct(bundle, p) for p in positions})
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from ..chain.client import TransactionReverted
 from ..crypto.commitments import Commitment
+from ..protocol.bundle import WindowBundle
 from .checker import BadBundle, Checker
 from .committee import CommitteeMember
 from .fraud import FraudProofDriver
@@ -48,6 +49,8 @@ class ValidatorStats:
     won: int = 0
     lost: int = 0
     votes: int = 0
+    training_windows: int = 0  # checked training windows (protocol 11)
+    priority: int = 0  # of which every step was checked: the node was flagged by screening
     errors: list[str] = field(default_factory=list)
 
 
@@ -106,6 +109,9 @@ class Validator:
             return
         self.store.add_samples(cid_key, result.sampled)
         self.stats.checked += 1
+        if not isinstance(result.bundle, WindowBundle):
+            self.stats.training_windows += 1
+            self.stats.priority += int(result.priority)
         if result.wrong:
             self.stats.wrong += 1
             log.warning("commitment 0x%s of node %s: wrong outputs at %s", cid_key.hex()[:12], commitment.node, result.wrong)

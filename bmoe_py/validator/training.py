@@ -29,7 +29,7 @@ from ..training.records import (
     judge_step,
     replay,
 )
-from .checker import BadBundle, sample_positions
+from .checker import BadBundle
 
 if TYPE_CHECKING:
     from ..chain.client import Chain
@@ -82,11 +82,6 @@ class TrainingVerifier:
         except ManifestError:  # a deployment from before Screening: nobody is flagged
             return False
         return int(self.chain.call(screening.functions.flagCount(self.model_id, node))) > 0
-
-    def sample(self, bundle: TrainWindowBundle, rate: float) -> list[int]:
-        if self.flagged(bundle.node):
-            return list(range(len(bundle)))
-        return sample_positions(len(bundle), rate)
 
     def check(self, bundle: TrainWindowBundle, positions: list[int]) -> dict[int, bool]:
         """position -> step correct, for `positions`, from one replay of the window up to the last of them.

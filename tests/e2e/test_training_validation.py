@@ -127,6 +127,7 @@ def test_an_unflagged_trainer_gets_ceil_p_times_s_steps_checked(commit, make_val
     window = commit()
     validator.run_once()
     assert len(checked(validator, window)) == 2  # ceil(0.25 * 6)
+    assert (validator.stats.training_windows, validator.stats.priority) == (1, 0)
 
 
 def test_a_trainer_flagged_by_screening_gets_every_step_checked(network, commit, trainer, model_id, make_validators):
@@ -136,6 +137,7 @@ def test_a_trainer_flagged_by_screening_gets_every_step_checked(network, commit,
     window = commit()
     validator.run_once()
     assert sorted(checked(validator, window)) == list(range(STEPS))
+    assert (validator.stats.training_windows, validator.stats.priority) == (1, 1)
 
 
 def test_a_manipulated_step_is_challenged_and_the_committee_convicts_the_trainer(network, commit, trainer, make_validators, web3):
