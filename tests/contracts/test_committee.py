@@ -119,11 +119,11 @@ def _register_model(registry, owner, mode: int) -> int:
 
 
 @pytest.fixture(scope="module")
-def suite(accounts, Staking, ExpertRegistry, ResultLedger, FraudProof, CommitteeDispute) -> Suite:
+def suite(accounts, Staking, ExpertRegistry, ResultLedger, FraudProof, CommitteeDispute, Screening) -> Suite:
     deployer, publisher, node, challenger = accounts[:4]
     validators, understaked = list(accounts[4:7]), accounts[7]
-    names = ("Staking", "ExpertRegistry", "ResultLedger", "FraudProof", "CommitteeDispute")
-    containers = dict(zip(names, (Staking, ExpertRegistry, ResultLedger, FraudProof, CommitteeDispute)))
+    names = ("Staking", "ExpertRegistry", "ResultLedger", "FraudProof", "CommitteeDispute", "Screening")
+    containers = dict(zip(names, (Staking, ExpertRegistry, ResultLedger, FraudProof, CommitteeDispute, Screening)))
     params = DeployParams(
         unbonding_delay=UNBONDING_DELAY, fraud_bond=FRAUD_BOND, response_window=RESPONSE_WINDOW,
         proof_window=PROOF_WINDOW, committee_bond=BOND, committee_size=COMMITTEE_SIZE, draw_window=DRAW_WINDOW,
@@ -131,7 +131,7 @@ def suite(accounts, Staking, ExpertRegistry, ResultLedger, FraudProof, Committee
     )
     assert params.longest_dispute == LONGEST_DISPUTE
     deployed = deploy_suite(deployer, params, containers=containers, log=lambda _: None)
-    staking, registry, ledger, fraud, committee = (deployed[name] for name in containers)
+    staking, registry, ledger, fraud, committee = (deployed[name] for name in names[:5])
 
     float_model = _register_model(registry, publisher, FLOAT)
     exact_model = _register_model(registry, publisher, EXACT)

@@ -248,11 +248,11 @@ class Suite:
 
 
 @pytest.fixture(scope="module")
-def suite(accounts, Staking, ExpertRegistry, ResultLedger, FraudProof, CommitteeDispute) -> Suite:
+def suite(accounts, Staking, ExpertRegistry, ResultLedger, FraudProof, CommitteeDispute, Screening) -> Suite:
     """The suite deployed and wired as docs/protocol.md section 1 says, a float and an exact model, staked nodes
     hosting both, and four validators."""
-    names = ("Staking", "ExpertRegistry", "ResultLedger", "FraudProof", "CommitteeDispute")
-    containers = dict(zip(names, (Staking, ExpertRegistry, ResultLedger, FraudProof, CommitteeDispute)))
+    names = ("Staking", "ExpertRegistry", "ResultLedger", "FraudProof", "CommitteeDispute", "Screening")
+    containers = dict(zip(names, (Staking, ExpertRegistry, ResultLedger, FraudProof, CommitteeDispute, Screening)))
     params = DeployParams(
         unbonding_delay=UNBONDING_DELAY, fraud_bond=FRAUD_BOND, response_window=RESPONSE_WINDOW,
         proof_window=PROOF_WINDOW, committee_bond=COMMITTEE_BOND, committee_size=COMMITTEE_SIZE, draw_window=DRAW_WINDOW,
@@ -260,7 +260,7 @@ def suite(accounts, Staking, ExpertRegistry, ResultLedger, FraudProof, Committee
     )
     assert params.longest_dispute == LONGEST_DISPUTE
     deployed = deploy_suite(accounts[DEPLOYER], params, containers=containers, log=lambda _: None)
-    staking, registry, ledger, fraud, committee = (deployed[name] for name in containers)
+    staking, registry, ledger, fraud, committee = (deployed[name] for name in names[:5])
 
     owner = accounts[PUBLISHERS[0]]
     model_ids = []
