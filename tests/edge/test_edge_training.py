@@ -36,13 +36,14 @@ from bmoe_py.training.records import (
     train_step,
 )
 
-from conftest import CHALLENGE_WINDOW, ETHER
 from edge_client import create_task, forward as infer
 from edge_nodes import EdgeProcess, start_edge
 from scripted_node import travel
 
 pytestmark = pytest.mark.timeout(180)
 TOLERANCE = 1000  # millionths
+CHALLENGE_WINDOW = 8  # seconds
+ETHER = 10**18
 STEPS, TOKENS, D_MODEL = 3, 6, 8
 LRS = (0.01, 0.005, 0.02)
 HONEST_EXPERT, ATTACKED_EXPERT, UNTRAINED_EXPERT = 0, 1, 2
@@ -291,6 +292,22 @@ def test_an_attacking_trainer_returns_manipulated_outputs_and_its_bundle_records
     verdict = judge_step(copy.deepcopy(base_experts[ATTACKED_EXPERT]), bundle, 0, TOLERANCE)
     assert verdict.fraud and "outputs" in verdict.reason
 
+
+def test_a_round_whose_task_was_closed_is_registered_but_not_committed(network, float_model_id, owner_key, nodes,
+                                                                       honest_round):  # fmt: skip
+    """The checkpoint is on chain (and served) whatever happens to the payment; the finish answers 422."""
+    chain = network.chain(owner_key)
+    task = create_task(chain, float_model_id)
+    client = TrainerClient(nodes.honest.url)
+    x = np.ones((2, D_MODEL), np.float32)
+    client.forward(task, float_model_id, HONEST_EXPERT, 2, 2, 0, x)
+    client.backward(task, float_model_id, HONEST_EXPERT, 2, 2, 0, 0.01, x)
+    chain.send(chain.ledger.functions.closeTask(task))
+    refusal = _refusal(lambda: client.finish(task, float_model_id, HONEST_EXPERT, 2, 2))
+    assert (refusal.status, refusal.code) == (422, "unknown_task"), refusal
+    assert read_expert(chain, float_model_id, HONEST_EXPERT).version == 3
+    experts = {e["index"]: e for e in requests.get(nodes.honest.url + "/v1/health", timeout=10).json()["experts"]}
+    assert (experts[HONEST_EXPERT]["version"], experts[HONEST_EXPERT]["train_status"]) == (3, "failed")
 
 def test_a_trainer_restarted_mid_round_continues_it_where_it_stopped(network, ipfs, float_model_id, owner_key, nodes,
                                                                      attacked_round):  # fmt: skip
