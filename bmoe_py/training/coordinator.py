@@ -41,7 +41,7 @@ from ..model.weights import encode_gate, gate_root
 from ..publisher.fetch import load_float_expert_from_chain, load_gate_from_chain
 from ..publisher.records import read_expert
 from ..publisher.tasks import create_task
-from .client import TrainerClient
+from .client import TrainerClient, TrainerError
 from .screening import Flag, ScreeningRecorder, TrainerStats, screen
 
 if TYPE_CHECKING:
@@ -180,6 +180,7 @@ class _RoundState:
     in_sq: dict[int, float] = field(default_factory=dict)
     loss_sum: dict[int, float] = field(default_factory=dict)
     loss_count: dict[int, int] = field(default_factory=dict)
+    failed: set[int] = field(default_factory=set)  # experts whose trainer failed a call this round
 
 
 class TrainingSession:
@@ -195,7 +196,7 @@ class TrainingSession:
         self.data = data
         self.config = config
         self.spares = list(spares)  # honest trainers that take over the experts of a dropped one
-        gate = load_gate_from_chain(chain, ipfs, model_id)
+        gate = load_gate_from_chain(chain, ipfs, model_id).gate
         self.model: MoEModel = gate.model
         if self.model.config.num_layers != 1:
             raise ValueError("only single-MoE-layer models can be trained (protocol 11)")
@@ -260,6 +261,9 @@ class TrainingSession:
         started = time.monotonic()
         self.round += 1
         round_ = self.round
+        dropped, rolled_back = [], {}
+        if self.config.mode == "verified":
+            dropped, rolled_back = self._drop_slashed()  # a dispute may have ended between rounds
         base = {e: int(self.chain.call(self.chain.registry.functions.latestVersion(self.model_id, e))) for e in range(self.num_experts)}
         trainers = dict(self.trainers)
         state = _RoundState()
@@ -272,12 +276,14 @@ class TrainingSession:
         self._load_versions(finished, trainers)
         self._publish_gate()
         stats = self._stats(state, trainers)
-        flags, dropped, rolled_back = [], [], {}
+        flags = []
         if self.config.mode == "verified":
             flags = screen(stats)
             if flags:
                 self.recorder.record(flags, round_)
-            dropped, rolled_back = self._drop_slashed()
+            more, more_rolled = self._drop_slashed()
+            dropped += more
+            rolled_back.update(more_rolled)
         accuracy, load = self.evaluate()
         max_mean, cv = imbalance(load)
         result = RoundResult(
@@ -296,9 +302,14 @@ class TrainingSession:
             futures = {
                 e: self.pool.submit(self._forward, trainers[e], e, base[e], round_, state.steps.get(e, 0), t)
                 for e, t in batches.items()
+                if e not in state.failed
             }  # fmt: skip
-            outputs = {e: f.result() for e, f in futures.items()}
+            outputs = {}
             for e, t in batches.items():
+                outputs[e] = self._result(futures[e], e, state) if e in futures else None
+                if outputs[e] is None:  # a failed trainer's expert sits the round out: the residual path carries on
+                    outputs[e] = np.zeros_like(t)
+                    continue
                 state.out_sq[e] = state.out_sq.get(e, 0.0) + float(np.sum(np.square(outputs[e], dtype=np.float64)))
                 state.in_sq[e] = state.in_sq.get(e, 0.0) + float(np.sum(np.square(t, dtype=np.float64)))
             return outputs
@@ -307,10 +318,13 @@ class TrainingSession:
             futures = {
                 e: self.pool.submit(self._backward, trainers[e], e, base[e], round_, state.steps.get(e, 0), g)
                 for e, g in grads.items()
+                if e not in state.failed
             }  # fmt: skip
-            grad_inputs = {}
+            grad_inputs = {e: np.zeros((g.shape[0], self.model.config.d_model), np.float32) for e, g in grads.items()}
             for e, future in futures.items():
-                answer = future.result()
+                answer = self._result(future, e, state)
+                if answer is None:
+                    continue
                 state.steps[e] = state.steps.get(e, 0) + 1
                 state.grad_norm.setdefault(e, []).append(answer.stats.grad_norm)
                 state.update_norm.setdefault(e, []).append(answer.stats.update_norm)
@@ -328,6 +342,16 @@ class TrainingSession:
             state.loss_count[e] = state.loss_count.get(e, 0) + int(mask.sum())
         return outcome.loss
 
+    def _result(self, future: Any, e: int, state: _RoundState) -> Any:
+        """The answer of a trainer call, or None when the trainer failed (the expert then sits the round out:
+        its steps so far are never finished, so no version comes of them)."""
+        try:
+            return future.result()
+        except TrainerError as exc:
+            log.warning("round %d: expert %d's trainer failed, the expert sits the round out: %s", self.round, e, exc)
+            state.failed.add(e)
+            return None
+
     def _forward(self, trainer: Trainer, e: int, version: int, round_: int, step: int, tokens: np.ndarray) -> np.ndarray:
         client = self.clients[trainer.address]
         return client.forward(self.task_id, self.model_id, e, version, round_, step, tokens).outputs
@@ -341,8 +365,10 @@ class TrainingSession:
         futures = {
             e: self.pool.submit(self.clients[trainers[e].address].finish, self.task_id, self.model_id, e, base[e], round_)
             for e in sorted(state.steps)
+            if e not in state.failed
         }
-        return {e: f.result() for e, f in futures.items()}
+        finished = {e: self._result(f, e, state) for e, f in futures.items()}
+        return {e: done for e, done in finished.items() if done is not None}
 
     def _load_versions(self, finished: dict[int, Any], trainers: dict[int, Trainer]) -> None:
         """Loads each new version from IPFS, verified against the chain (CID, root, shapes)."""
@@ -360,11 +386,14 @@ class TrainingSession:
 
     def _stats(self, state: _RoundState, trainers: dict[int, Trainer]) -> list[TrainerStats]:
         stats = []
-        for e in sorted(state.steps):
+        # an expert that was nobody's first choice this round has no loss of its own: it gets the round's mean,
+        # which says nothing for or against its trainer
+        mean_loss = sum(state.loss_sum.values()) / max(1, sum(state.loss_count.values()))
+        for e in sorted(set(state.steps) - state.failed):
             count = state.loss_count.get(e, 0)
             stats.append(TrainerStats(
                 trainers[e].address, e,
-                loss=state.loss_sum[e] / count if count else float("nan"),
+                loss=state.loss_sum[e] / count if count else mean_loss,
                 grad_norm=float(np.mean(state.grad_norm[e])),
                 update_norm=float(np.mean(state.update_norm[e])),
                 output_ratio=math.sqrt(state.out_sq[e] / max(state.in_sq[e], 1e-30)),
