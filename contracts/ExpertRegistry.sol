@@ -37,6 +37,8 @@ contract ExpertRegistry is IExpertRegistry {
         address[] hosts;
         mapping(address node => HostRecord) hostRecords;
         mapping(address node => string) endpoints;
+        /// @dev The node that may publish the expert's next versions besides the owner (issue 5 training); zero: none.
+        address trainer;
     }
 
     /// @notice The stake that qualifies hosts (`minNodeStake` of each model).
@@ -115,15 +117,20 @@ contract ExpertRegistry is IExpertRegistry {
         string calldata weightsCid,
         bytes32 weightsRoot,
         Layer[] calldata layers_
-    ) external onlyModelOwner(modelId) returns (uint32 version) {
-        Model storage m = _models[modelId];
-        if (expertIndex >= m.expertCount) revert UnknownExpert(modelId, expertIndex);
+    ) external returns (uint32 version) {
+        Model storage m = _knownExpertModel(modelId, expertIndex);
+        Expert storage e = _experts[modelId][expertIndex];
+        bool byTrainer = msg.sender != m.owner;
+        if (byTrainer && (e.trainer == address(0) || msg.sender != e.trainer)) {
+            revert NotOwnerOrTrainer(modelId, expertIndex, msg.sender);
+        }
         if (bytes(weightsCid).length == 0) revert EmptyCid();
         // The fraud proof checks weight rows against this root, so an exact expert cannot go without one.
         if (m.mode == Mode.ExactInt8 && weightsRoot == bytes32(0)) revert ZeroRoot();
         _checkLayers(m.mode, layers_);
+        // Training changes weights, never the architecture: the owner alone may reshape an expert.
+        if (byTrainer) _checkSameShapes(modelId, expertIndex, e, layers_);
 
-        Expert storage e = _experts[modelId][expertIndex];
         version = ++e.latestVersion;
         Version storage v = e.versions[version];
         v.info = ExpertVersion({weightsCid: weightsCid, weightsRoot: weightsRoot, publishedAt: uint64(block.timestamp)});
@@ -131,6 +138,13 @@ contract ExpertRegistry is IExpertRegistry {
             v.layers.push(layers_[i]);
         }
         emit ExpertPublished(modelId, expertIndex, version, weightsCid, weightsRoot);
+    }
+
+    /// @inheritdoc IExpertRegistry
+    function setTrainer(uint256 modelId, uint32 expertIndex, address trainer) external onlyModelOwner(modelId) {
+        if (expertIndex >= _models[modelId].expertCount) revert UnknownExpert(modelId, expertIndex);
+        _experts[modelId][expertIndex].trainer = trainer;
+        emit TrainerSet(modelId, expertIndex, trainer);
     }
 
     // ---------------------------------------------------------------- hosts
@@ -216,6 +230,12 @@ contract ExpertRegistry is IExpertRegistry {
     }
 
     /// @inheritdoc IExpertRegistry
+    function trainerOf(uint256 modelId, uint32 expertIndex) external view returns (address) {
+        _knownExpertModel(modelId, expertIndex);
+        return _experts[modelId][expertIndex].trainer;
+    }
+
+    /// @inheritdoc IExpertRegistry
     function isHost(uint256 modelId, uint32 expertIndex, address node) external view returns (bool) {
         return _experts[modelId][expertIndex].hostRecords[node].position != 0;
     }
@@ -261,6 +281,25 @@ contract ExpertRegistry is IExpertRegistry {
         Expert storage e = _experts[modelId][expertIndex];
         if (version == 0 || version > e.latestVersion) revert UnknownVersion(modelId, expertIndex, version);
         return e.versions[version];
+    }
+
+    /// @dev A trainer's version must have the latest version's layers, layer by layer (same dimensions; the
+    /// requantisation fields are checked equal too, so an exact expert cannot be re-scaled by its trainer).
+    function _checkSameShapes(uint256 modelId, uint32 expertIndex, Expert storage e, Layer[] calldata layers_)
+        private
+        view
+    {
+        if (e.latestVersion == 0) revert UnknownVersion(modelId, expertIndex, 0);
+        Layer[] storage current = e.versions[e.latestVersion].layers;
+        if (current.length != layers_.length) revert TrainerShapeMismatch(layers_.length);
+        for (uint256 i = 0; i < layers_.length; ++i) {
+            Layer storage a = current[i];
+            Layer calldata b = layers_[i];
+            if (
+                a.inDim != b.inDim || a.outDim != b.outDim || a.multiplier != b.multiplier || a.shift != b.shift
+                    || a.relu != b.relu
+            ) revert TrainerShapeMismatch(i);
+        }
     }
 
     /// @dev challengeWindow + longestDispute < unbondingDelay, i.e. 0 < window <= unbondingDelay - longestDispute - 1.

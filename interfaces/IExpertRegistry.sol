@@ -76,6 +76,11 @@ interface IExpertRegistry {
     error AlreadyHost(uint256 modelId, uint32 expertIndex, address node);
     error NotHost(uint256 modelId, uint32 expertIndex, address node);
     error EmptyEndpoint();
+    /// @dev `publishExpert` by a caller that is neither the model owner nor the expert's trainer.
+    error NotOwnerOrTrainer(uint256 modelId, uint32 expertIndex, address caller);
+    /// @dev A trainer's version differs from the latest version at layer `layer` (or, when `layer` equals the
+    /// latest version's layer count or more, in the number of layers).
+    error TrainerShapeMismatch(uint256 layer);
 
     event ModelRegistered(uint256 indexed modelId, address indexed owner, Mode mode, uint32 expertCount, string gateCid, bytes32 gateRoot);
     event GateUpdated(uint256 indexed modelId, string gateCid, bytes32 gateRoot);
@@ -83,6 +88,7 @@ interface IExpertRegistry {
     event ExpertPublished(uint256 indexed modelId, uint32 indexed expertIndex, uint32 version, string weightsCid, bytes32 weightsRoot);
     event HostRegistered(uint256 indexed modelId, uint32 indexed expertIndex, address indexed node, string endpoint);
     event HostUnregistered(uint256 indexed modelId, uint32 indexed expertIndex, address indexed node);
+    event TrainerSet(uint256 indexed modelId, uint32 indexed expertIndex, address indexed trainer);
 
     /// @notice Registers a model owned by the caller. Ids start at 1.
     function registerModel(ModelParams calldata params) external returns (uint256 modelId);
@@ -93,7 +99,9 @@ interface IExpertRegistry {
     /// @notice Hands the model to `newOwner`. Owner only.
     function transferModelOwnership(uint256 modelId, address newOwner) external;
 
-    /// @notice Publishes a new version of an expert (versions start at 1; older versions stay readable). Owner only.
+    /// @notice Publishes a new version of an expert (versions start at 1; older versions stay readable). By the model
+    /// owner, or by the expert's trainer (`setTrainer`), whose version must keep the latest version's layers exactly
+    /// (a trainer changes weights, never shapes: `TrainerShapeMismatch`) and needs a published version to train from.
     /// @param weightsRoot OpenZeppelin-style Merkle root over the rows of every layer (docs/protocol.md).
     function publishExpert(
         uint256 modelId,
@@ -102,6 +110,10 @@ interface IExpertRegistry {
         bytes32 weightsRoot,
         Layer[] calldata layers
     ) external returns (uint32 version);
+
+    /// @notice Names the node that trains an expert (docs/protocol.md section 11): it may publish the expert's next
+    /// versions. `address(0)` clears it. Owner only.
+    function setTrainer(uint256 modelId, uint32 expertIndex, address trainer) external;
 
     /// @notice The caller, staked at least the model's minNodeStake, announces that it serves an expert at `endpoint`.
     function registerHost(uint256 modelId, uint32 expertIndex, string calldata endpoint) external;
@@ -116,6 +128,8 @@ interface IExpertRegistry {
     function layers(uint256 modelId, uint32 expertIndex, uint32 version) external view returns (Layer[] memory);
     function hosts(uint256 modelId, uint32 expertIndex) external view returns (address[] memory);
     function endpointOf(uint256 modelId, uint32 expertIndex, address node) external view returns (string memory);
+    /// @notice The expert's trainer, zero when none is named.
+    function trainerOf(uint256 modelId, uint32 expertIndex) external view returns (address);
     function isHost(uint256 modelId, uint32 expertIndex, address node) external view returns (bool);
     /// @notice A host whose active stake still covers the model's minNodeStake (slashed or unbonded nodes are not).
     function isActiveHost(uint256 modelId, uint32 expertIndex, address node) external view returns (bool);

@@ -92,6 +92,10 @@ class Chain:
     def committee(self) -> Contract:
         return self._contracts["CommitteeDispute"]
 
+    @property
+    def screening(self) -> Contract:
+        return self._contracts["Screening"]
+
     def contract(self, name: str) -> Contract:
         try:
             return self._contracts[name]

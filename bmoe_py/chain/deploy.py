@@ -128,6 +128,8 @@ def _parse_count(raw: str) -> int:
 
 
 Log = Callable[[str], None]
+# Six deployments and two wiring transactions.
+_STEPS = 8
 
 
 def deploy_suite(
@@ -187,10 +189,11 @@ def _deploy_and_wire(containers: Mapping[str, Any], params: DeployParams, tx: di
         log,
         5,
     )
+    deployed["Screening"] = _deploy_step(containers, "Screening", (registry,), tx, log, 6)
     modules = [deployed["FraudProof"], deployed["CommitteeDispute"]]
-    log("[6/7] Staking.setSlashers([FraudProof, CommitteeDispute])")
+    log(f"[7/{_STEPS}] Staking.setSlashers([FraudProof, CommitteeDispute])")
     _log_receipt(staking.setSlashers(modules, tx), log)
-    log("[7/7] ResultLedger.setDisputeModules([FraudProof, CommitteeDispute])")
+    log(f"[8/{_STEPS}] ResultLedger.setDisputeModules([FraudProof, CommitteeDispute])")
     _log_receipt(ledger.setDisputeModules(modules, tx), log)
     return deployed
 
@@ -228,7 +231,7 @@ def _forget_stale_brownie_deployments(containers: Mapping[str, Any]) -> None:
 
 def _deploy_step(containers, name: str, args: tuple, tx: dict, log: Log, step: int):
     shown = ", ".join(_short(a) for a in args)
-    log(f"[{step}/7] {name}({shown})")
+    log(f"[{step}/{_STEPS}] {name}({shown})")
     return _deploy(containers[name], args, tx, log)
 
 

@@ -19,8 +19,15 @@ if TYPE_CHECKING:
     from web3 import Web3
 
 FORMAT_VERSION = 1
-# The five contracts of docs/protocol.md section 1, in deployment order.
-CONTRACT_NAMES: tuple[str, ...] = ("Staking", "ExpertRegistry", "ResultLedger", "FraudProof", "CommitteeDispute")
+# The six contracts of docs/protocol.md section 1, in deployment order.
+CONTRACT_NAMES: tuple[str, ...] = (
+    "Staking",
+    "ExpertRegistry",
+    "ResultLedger",
+    "FraudProof",
+    "CommitteeDispute",
+    "Screening",
+)
 # Chains that `make deploy` serves (anvil's default id; 1337 is ganache's and geth --dev's).
 LOCAL_CHAIN_IDS = frozenset({31337, 1337})
 
@@ -87,7 +94,7 @@ class Manifest:
             raise ManifestError(f"the deployment on chain {self.chain_id} has no contract {name!r}") from None
 
     def verify(self) -> None:
-        """Checks that all five contracts are present and every ABI matches its recorded hash."""
+        """Checks that all contracts of CONTRACT_NAMES are present and every ABI matches its recorded hash."""
         missing = [name for name in CONTRACT_NAMES if name not in self.contracts]
         if missing:
             raise ManifestError(f"manifest for chain {self.chain_id} lacks {', '.join(missing)}")

@@ -307,7 +307,7 @@ def test_versions_are_counted_per_expert(registry, owner, published):
 
 
 def test_publish_expert_by_non_owner_reverts(registry, stranger, model_id):
-    with reverts_with("NotModelOwner(uint256,address)", model_id, stranger):
+    with reverts_with("NotOwnerOrTrainer(uint256,uint32,address)", model_id, 0, stranger):
         registry.publishExpert(model_id, 0, WEIGHTS_CID, WEIGHTS_ROOT, EXACT_LAYERS, {"from": stranger})
 
 

@@ -31,6 +31,7 @@ def test_handles_point_at_the_deployed_contracts(chain, deployed):
     assert chain.ledger.address == deployed["ResultLedger"].address
     assert chain.fraud_proof.address == deployed["FraudProof"].address
     assert chain.committee.address == deployed["CommitteeDispute"].address
+    assert chain.screening.address == deployed["Screening"].address
 
 
 def test_views_read_the_deployment(chain, deployed):

@@ -3,7 +3,7 @@ manifest whose addresses and ABIs are those of the deployed contracts."""
 import json
 
 import pytest
-from brownie import CommitteeDispute, ExpertRegistry, FraudProof, ResultLedger, Staking, accounts, web3
+from brownie import CommitteeDispute, ExpertRegistry, FraudProof, ResultLedger, Screening, Staking, accounts, web3
 
 from bmoe_py.chain.deploy import DAY, HOUR, DeployParams
 from bmoe_py.chain.manifest import CONTRACT_NAMES, abi_hash, load_manifest
@@ -16,6 +16,7 @@ CONTAINERS = {
     "ResultLedger": ResultLedger,
     "FraudProof": FraudProof,
     "CommitteeDispute": CommitteeDispute,
+    "Screening": Screening,
 }
 
 
@@ -73,6 +74,7 @@ def test_contracts_point_at_each_other(deployed):
         assert module.ledger() == ledger
         assert module.registry() == registry
         assert module.staking() == staking
+    assert deployed["Screening"].registry() == registry
 
 
 def test_both_dispute_modules_are_slashers_and_nobody_else(deployed):

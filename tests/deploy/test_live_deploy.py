@@ -138,7 +138,7 @@ def test_live_deploy_waits_for_two_confirmations_by_default(live_deployment):
     _, deployments, result = live_deployment
     assert manifest_of(deployments)["confirmations"] == 2
     confirmations = [int(n) for n in re.findall(r"gas \d+, (\d+) confirmation", result.stdout)]
-    assert len(confirmations) == 7  # five deployments and two wiring transactions
+    assert len(confirmations) == 8  # six deployments and two wiring transactions
     assert min(confirmations) >= 2
 
 
