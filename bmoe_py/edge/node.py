@@ -5,8 +5,9 @@
 
 Start: open the state, bind the HTTP port (503 until ready), stake, load and verify the experts, register as their
 host at the endpoint, write the ready file. Then serve, and every `poll_seconds` run each duty (windows and
-commits, finalize and claim, dispute responses) in a worker thread. A duty that fails (chain or IPFS unreachable,
-a transaction refused) is logged and tried again on the next round: it never stops the node.
+commits, finalize and claim, dispute responses, interrupted training finishes) in a worker thread. A duty that
+fails (chain or IPFS unreachable, a transaction refused) is logged and tried again on the next round: it never stops
+the node.
 """
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ from .payments import Payments
 from .service import EdgeService, build_app
 from .signer import ReceiptSigner
 from .store import EdgeStore
+from .trainer import Trainer
 
 if TYPE_CHECKING:
     from ..chain.client import Chain
@@ -119,7 +121,10 @@ class EdgeNode:
         ensure_hosting(chain, config.model_id, config.experts, self.url)
         committer = Committer(chain, self.ipfs, self.store, config.model_id, config.window_seconds, config.window_tokens)
         payments = Payments(chain, self.store, model.challenge_window)
-        return [("windows", committer.tick), ("payments", payments.tick), ("disputes", disputes.tick)]
+        trainer = Trainer(chain, self.ipfs, self.store, self.service, model.mode)
+        self.service.trainer = trainer
+        return [("windows", committer.tick), ("payments", payments.tick), ("disputes", disputes.tick),
+                ("training", trainer.tick)]  # fmt: skip
 
     def _announce(self) -> None:
         config = self.config

@@ -1,4 +1,5 @@
-"""The data plane (docs/protocol.md 8): `GET /v1/health` and `POST /v1/forward` on aiohttp.
+"""The data plane (docs/protocol.md 8 and 11.2): `GET /v1/health`, `POST /v1/forward` and the training calls
+`POST /v1/train/forward`, `/v1/train/backward` and `/v1/train/finish` (bmoe_py/edge/trainer.py) on aiohttp.
 
 A forward call is checked (frame, model, expert and version, task, shape, duplicate) before any work; then the
 expert runs (in a worker thread: the event loop keeps serving), the attack (if any) bends the outputs, the token
@@ -11,7 +12,7 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from aiohttp import web
@@ -21,6 +22,7 @@ from ..crypto.hashing import keccak256
 from ..crypto.leaves import TokenLeaf
 from ..crypto.merkle import MerkleTree
 from ..crypto.receipts import Receipt
+from ..protocol.training_wire import TrainBackwardRequest, TrainFinishRequest, TrainForwardRequest
 from ..protocol.wire import (
     CONTENT_TYPE,
     MAX_FRAME_BYTES,
@@ -34,6 +36,9 @@ from .attacks import Attacker
 from .executor import LoadedExecutor
 from .signer import ReceiptSigner
 from .store import DuplicateRequest, EdgeStore
+
+if TYPE_CHECKING:
+    from .trainer import Trainer
 
 __all__ = ["ApiError", "EdgeService", "build_app"]
 
@@ -59,6 +64,7 @@ class EdgeService:
     store: EdgeStore
     attacker: Attacker
     executors: dict[int, LoadedExecutor] = field(default_factory=dict)
+    trainer: Trainer | None = None  # the training calls (protocol 11.2); set when the node is ready
     ready: bool = False
     _tasks: dict[int, float] = field(default_factory=dict)  # task id -> until when it is known to be open
 
@@ -72,7 +78,8 @@ class EdgeService:
             "chain_id": self.chain.chain_id,
             "model_id": self.model_id,
             "experts": [
-                {"index": e.index, "version": e.version, "in_dim": e.in_dim, "out_dim": e.out_dim, "exact": e.exact}
+                {"index": e.index, "version": e.version, "in_dim": e.in_dim, "out_dim": e.out_dim, "exact": e.exact,
+                 **(self.trainer.health(e.index) if self.trainer else {})}  # fmt: skip
                 for e in self.executors.values()
             ],
             "pending_tokens": self.store.pending_tokens(),
@@ -201,8 +208,52 @@ def build_app(service: EdgeService) -> web.Application:
             return _error(500, "internal", f"{type(exc).__name__}: {exc}")
         return web.Response(body=response.encode(), content_type=CONTENT_TYPE)
 
+    async def read_frame(request: web.Request) -> bytes:
+        if not service.ready or service.trainer is None:
+            raise ApiError(503, "not_ready", "the node is still loading and verifying its experts")
+        if request.content_length is not None and request.content_length > MAX_FRAME_BYTES:
+            raise ApiError(413, "too_large", f"a frame of {request.content_length} bytes exceeds the limit of {MAX_FRAME_BYTES}")
+        try:
+            return await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            raise ApiError(413, "too_large", f"the frame exceeds the limit of {MAX_FRAME_BYTES} bytes") from None
+
+    def training_call(decode: Any, run_name: str, *, json_body: bool = False) -> Any:
+        """A route of the training API: decode (400 on a malformed body), run in a worker thread, encode."""
+
+        async def handle(request: web.Request) -> web.Response:
+            try:
+                if json_body:
+                    if not service.ready or service.trainer is None:
+                        raise ApiError(503, "not_ready", "the node is still loading and verifying its experts")
+                    try:
+                        body = await request.json()
+                    except ValueError as exc:
+                        raise ApiError(400, "bad_request", f"the body is not JSON: {exc}") from None
+                else:
+                    body = await read_frame(request)
+                try:
+                    message = decode(body)
+                except FrameError as exc:
+                    raise ApiError(400, "bad_request", str(exc)) from None
+                assert service.trainer is not None
+                answer = await asyncio.to_thread(getattr(service.trainer, run_name), message)
+            except ApiError as exc:
+                return _error(exc.status, exc.code, exc.message)
+            except Exception as exc:  # e.g. IPFS or the chain away during a finish: refuse this call, keep serving
+                log.exception("%s call failed", run_name)
+                return _error(500, "internal", f"{type(exc).__name__}: {exc}")
+            if json_body:
+                return web.json_response(answer.to_json())
+            return web.Response(body=answer.encode(), content_type=CONTENT_TYPE)
+
+        return handle
+
     # The body limit is the frame limit (+1 so that exactly MAX_FRAME_BYTES reaches the frame decoder's check).
     app = web.Application(client_max_size=MAX_FRAME_BYTES + 1)
     app.router.add_get("/v1/health", health)
     app.router.add_post("/v1/forward", forward)
+    app.router.add_post("/v1/train/forward", training_call(TrainForwardRequest.decode, "forward"))
+    app.router.add_post("/v1/train/backward", training_call(TrainBackwardRequest.decode, "backward"))
+    app.router.add_post("/v1/train/finish", training_call(TrainFinishRequest.from_json, "finish", json_body=True))
     return app

@@ -20,7 +20,7 @@ import numpy as np
 
 from ..crypto.commitments import Commitment
 
-__all__ = ["DuplicateRequest", "EdgeStore", "StoredRequest", "Window"]
+__all__ = ["DuplicateRequest", "EdgeStore", "StoredRequest", "StoredStep", "TrainRound", "Window"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS requests (
@@ -69,6 +69,37 @@ CREATE TABLE IF NOT EXISTS disputes (
     note TEXT
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS train_rounds (
+    expert_index INTEGER NOT NULL,
+    round INTEGER NOT NULL,
+    task_id TEXT NOT NULL,
+    base_version INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    from_block INTEGER NOT NULL,
+    weights_cid TEXT,
+    weights_root BLOB,
+    next_version INTEGER,
+    bundle_cid TEXT,
+    root BLOB,
+    window_id INTEGER,
+    note TEXT,
+    PRIMARY KEY (expert_index, round)
+);
+CREATE TABLE IF NOT EXISTS train_steps (
+    expert_index INTEGER NOT NULL,
+    round INTEGER NOT NULL,
+    step INTEGER NOT NULL,
+    token_count INTEGER NOT NULL,
+    in_dim INTEGER NOT NULL,
+    out_dim INTEGER NOT NULL,
+    inputs BLOB NOT NULL,
+    outputs BLOB NOT NULL,
+    manipulated INTEGER NOT NULL,
+    lr REAL,
+    grad_outputs BLOB,
+    grad_inputs BLOB,
+    PRIMARY KEY (expert_index, round, step)
+);
 """
 
 
@@ -107,6 +138,30 @@ class Window:
         return Commitment(
             self.task_id, node, self.expert_index, self.expert_version, self.token_count, self.posted_at, self.root
         )
+
+
+@dataclass(frozen=True)
+class TrainRound:
+    """A training round of one expert (docs/protocol.md 11): `training` (steps arrive) -> `finishing` (no more
+    steps; checkpoint pinned, version published, bundle pinned, commit mined, each recorded as it happens) ->
+    `done`; `abandoned` when a later round started before it was finished."""
+
+    expert_index: int
+    round: int
+    task_id: int
+    base_version: int
+    status: str
+    from_block: int
+    weights_cid: str | None
+    weights_root: bytes | None
+    next_version: int | None
+    bundle_cid: str | None
+    root: bytes | None
+    window_id: int | None
+
+
+_ROUND_COLUMNS = ("expert_index, round, task_id, base_version, status, from_block, weights_cid, weights_root,"
+                  " next_version, bundle_cid, root, window_id")  # fmt: skip
 
 
 class EdgeStore:
@@ -253,6 +308,102 @@ class EdgeStore:
                 (status, note, None if payment is None else str(payment), window_id),
             )
 
+    # ------------------------------------------------------------------ training rounds and steps
+
+    def start_round(self, expert_index: int, round_: int, task_id: int, base_version: int, from_block: int) -> None:
+        """Opens a round (status `training`); any unfinished earlier round of the expert is `abandoned`."""
+        with self._tx() as db:
+            db.execute("UPDATE train_rounds SET status='abandoned' WHERE expert_index=? AND status='training'", (expert_index,))
+            db.execute(
+                "INSERT INTO train_rounds (expert_index, round, task_id, base_version, status, from_block)"
+                " VALUES (?,?,?,?, 'training', ?)",
+                (expert_index, round_, str(task_id), base_version, from_block),
+            )
+
+    def train_round(self, expert_index: int, round_: int) -> TrainRound | None:
+        rows = self._query(f"SELECT {_ROUND_COLUMNS} FROM train_rounds WHERE expert_index=? AND round=?", (expert_index, round_))
+        return _round(rows[0]) if rows else None
+
+    def latest_round(self, expert_index: int) -> TrainRound | None:
+        """The expert's round with the highest number (whatever its status)."""
+        rows = self._query(
+            f"SELECT {_ROUND_COLUMNS} FROM train_rounds WHERE expert_index=? ORDER BY round DESC LIMIT 1", (expert_index,)
+        )
+        return _round(rows[0]) if rows else None
+
+    def train_rounds(self, *statuses: str) -> list[TrainRound]:
+        rows = self._query(
+            f"SELECT {_ROUND_COLUMNS} FROM train_rounds WHERE status IN ({','.join('?' * len(statuses))})"
+            " ORDER BY expert_index, round",
+            statuses,
+        )
+        return [_round(r) for r in rows]
+
+    def update_round(self, expert_index: int, round_: int, **fields: object) -> None:
+        """Records the progress of a round (status, weights_cid, weights_root, next_version, bundle_cid, root)."""
+        allowed = {"status", "weights_cid", "weights_root", "next_version", "bundle_cid", "root", "note"}
+        assert fields and set(fields) <= allowed, f"unknown round fields {set(fields) - allowed}"
+        names = sorted(fields)
+        with self._tx() as db:
+            db.execute(
+                f"UPDATE train_rounds SET {', '.join(f'{n}=?' for n in names)} WHERE expert_index=? AND round=?",
+                (*(fields[n] for n in names), expert_index, round_),
+            )
+
+    def commit_round(self, expert_index: int, round_: int, token_count: int, posted_at: int, tx: str) -> int:
+        """Marks a round's commitment mined: one `committed` window (no requests) that the payments duty finalizes
+        and claims like any other, and the round `done`. Returns the window id."""
+        with self._tx() as db:
+            (task_id, version, from_block, cid, root) = db.execute(
+                "SELECT task_id, base_version, from_block, bundle_cid, root FROM train_rounds WHERE expert_index=? AND round=?",
+                (expert_index, round_),
+            ).fetchone()
+            cursor = db.execute(
+                "INSERT INTO windows (task_id, expert_index, expert_version, token_count, closed_at, from_block, status,"
+                " bundle_cid, root, posted_at, commit_tx, note) VALUES (?,?,?,?,?,?, 'committed', ?,?,?,?,?)",
+                (task_id, expert_index, version, token_count, time.time(), from_block, cid, root, posted_at, tx,
+                 f"training round {round_}"),
+            )  # fmt: skip
+            window = int(cursor.lastrowid)
+            db.execute(
+                "UPDATE train_rounds SET status='done', window_id=? WHERE expert_index=? AND round=?",
+                (window, expert_index, round_),
+            )
+            return window
+
+    def add_train_forward(self, expert_index: int, round_: int, step: int, inputs: np.ndarray, outputs: np.ndarray,
+                          manipulated: int) -> None:  # fmt: skip
+        """Records the forward half of a step: the inputs and the outputs as returned."""
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO train_steps (expert_index, round, step, token_count, in_dim, out_dim, inputs, outputs,"
+                " manipulated) VALUES (?,?,?,?,?,?,?,?,?)",
+                (expert_index, round_, step, len(inputs), inputs.shape[1], outputs.shape[1], _f32(inputs), _f32(outputs),
+                 manipulated),
+            )  # fmt: skip
+
+    def add_train_backward(self, expert_index: int, round_: int, step: int, lr: float, grad_outputs: np.ndarray,
+                           grad_inputs: np.ndarray) -> None:  # fmt: skip
+        """Completes a step with what the coordinator sent and what the node returned."""
+        with self._tx() as db:
+            db.execute(
+                "UPDATE train_steps SET lr=?, grad_outputs=?, grad_inputs=? WHERE expert_index=? AND round=? AND step=?",
+                (lr, _f32(grad_outputs), _f32(grad_inputs), expert_index, round_, step),
+            )
+
+    def train_steps(self, expert_index: int, round_: int) -> list[StoredStep]:
+        """Every recorded step of a round in step order (the last may be forward-only)."""
+        rows = self._query(
+            "SELECT step, token_count, in_dim, out_dim, inputs, outputs, manipulated, lr, grad_outputs, grad_inputs"
+            " FROM train_steps WHERE expert_index=? AND round=? ORDER BY step",
+            (expert_index, round_),
+        )
+        steps = []
+        for step, n, in_dim, out_dim, x, y, manipulated, lr, gy, gx in rows:
+            f = lambda blob, d: None if blob is None else np.frombuffer(blob, dtype="<f4").reshape(n, d)  # noqa: E731
+            steps.append(StoredStep(step, lr, f(x, in_dim), f(y, out_dim), f(gy, out_dim), f(gx, in_dim), manipulated))
+        return steps
+
     # ------------------------------------------------------------------ disputes and bookkeeping
 
     def dispute_status(self, dispute_id: int) -> str | None:
@@ -275,6 +426,35 @@ class EdgeStore:
     def set_meta(self, key: str, value: str) -> None:
         with self._tx() as db:
             db.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value=excluded.value", (key, value))
+
+
+@dataclass(frozen=True, eq=False)
+class StoredStep:
+    """A recorded training step; `lr`, `grad_outputs` and `grad_inputs` are None until its backward."""
+
+    step: int
+    lr: float | None
+    inputs: np.ndarray
+    outputs: np.ndarray
+    grad_outputs: np.ndarray | None
+    grad_inputs: np.ndarray | None
+    manipulated: int
+
+    @property
+    def complete(self) -> bool:
+        return self.grad_inputs is not None
+
+
+def _f32(array: np.ndarray) -> bytes:
+    return np.ascontiguousarray(array, dtype="<f4").tobytes()
+
+
+def _round(r: tuple) -> TrainRound:
+    expert, round_, task, version, status, from_block, wcid, wroot, next_version, bcid, root, window = r
+    return TrainRound(
+        expert, round_, int(task), version, status, from_block, wcid, None if wroot is None else bytes(wroot),
+        next_version, bcid, None if root is None else bytes(root), window,
+    )  # fmt: skip
 
 
 def _stored(r: tuple) -> StoredRequest:
