@@ -38,6 +38,7 @@ __all__ = [
     "TrainerStats",
     "cluster_flags",
     "outlier_flags",
+    "reason_bytes",
     "robust_z",
     "screen",
 ]
@@ -181,7 +182,7 @@ class ScreeningRecorder:
         hashes = []
         for flag in flags:
             score = int(round(min(flag.score, 1e12) * self.SCORE_SCALE))
-            fn = self.chain.screening.functions.flag(self.model_id, flag.node, round_, flag.reason, score)
+            fn = self.chain.screening.functions.flag(self.model_id, flag.node, round_, reason_bytes(flag.reason), score)
             hashes.append(_hex(self.chain.send(fn)["transactionHash"]))
             log.info("round %d: flagged %s (expert %d): %s, score %.2f", round_, flag.node, flag.expert, flag.reason, flag.score)
         return hashes
@@ -197,6 +198,14 @@ class ScreeningRecorder:
 
     def is_blacklisted(self, node: str) -> bool:
         return bool(self.chain.call(self.chain.screening.functions.isBlacklisted(self.model_id, node)))
+
+
+def reason_bytes(reason: str) -> bytes:
+    """A flag's reason as the contract's bytes32: the ASCII text, zero-padded (reasons are short by design)."""
+    data = reason.encode("ascii")
+    if len(data) > 32:
+        raise ValueError(f"a reason is at most 32 bytes: {reason!r}")
+    return data.ljust(32, b"\0")
 
 
 def _hex(value: bytes | str) -> str:

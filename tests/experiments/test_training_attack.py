@@ -1,0 +1,40 @@
+"""Experiment 2 (fast setting): 1 of 4 trainers (25%) adds large Gaussian noise to its outputs, traditional vs
+verified."""
+from __future__ import annotations
+
+import pytest
+
+from bmoe_py.experiments import training_attack
+
+
+@pytest.fixture(scope="module")
+def result(local_network, results_dir):
+    return training_attack.run("fast", local_network, results_dir, print)
+
+
+def _scenario(result, malicious: int, mode: str) -> dict:
+    (entry,) = [s for s in result.data["scenarios"] if s["malicious"] == malicious and s["mode"] == mode]
+    return entry
+
+
+def test_verified_training_under_attack_raises_accuracy_above_chance(result):
+    verified = _scenario(result, 1, "verified")
+    assert verified["rounds"][-1]["accuracy"] > max(verified["initial_accuracy"], 0.1) + 0.1
+
+
+def test_in_verified_mode_the_cheater_ends_slashed_and_blacklisted(result):
+    attacked = _scenario(result, 1, "verified")
+    assert set(attacked["slashed"]) == set(attacked["cheaters"])
+    assert set(attacked["blacklisted"]) == set(attacked["cheaters"])
+    assert attacked["honest_slashed"] == []
+
+
+def test_in_traditional_mode_nobody_is_slashed(result):
+    assert _scenario(result, 1, "traditional")["slashed"] == []
+
+
+def test_result_has_its_table_figures_and_findings(result, results_dir):
+    assert result.name == "training-attack" and result.setting == "fast"
+    assert len(result.tables) == 1 and len(result.tables[0].rows) == len(result.params["scenarios"])
+    assert len(result.figures) == 2 and all((results_dir / f.file).exists() for f in result.figures)
+    assert result.findings
