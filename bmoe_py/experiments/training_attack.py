@@ -153,13 +153,25 @@ def _scenario(net: LocalNetwork, data, params: dict, malicious: int, mode: str, 
             net.stop(process)
 
 
-def _wait_for_slashes(session, cheaters: set[str], timeout: float, say) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cheaters <= session.slashed_trainers() | session.dropped:
+def _wait_for_slashes(session, cheaters: set[str], timeout: float, say, grace: float = 6.0) -> None:
+    """Waits until every cheater is slashed, while a committee dispute against one of them is under way (at most
+    `timeout`); without any such dispute, only `grace` seconds (the validators' time to replay and challenge)."""
+    started = time.monotonic()
+    wanted = {c.lower() for c in cheaters}
+    while True:
+        slashed = session.slashed_trainers() | session.dropped
+        if cheaters <= slashed:
+            return
+        elapsed = time.monotonic() - started
+        challenged = any(
+            log["args"]["node"].lower() in wanted
+            for log in session.chain.committee.events.Challenged.get_logs(from_block=session.from_block)
+        )
+        if elapsed > timeout or (not challenged and elapsed > grace):
+            say(f"    {len(slashed & cheaters)}/{len(cheaters)} cheaters slashed after {elapsed:.0f}s "
+                f"({'a dispute is still open' if challenged else 'no dispute against them'})")  # fmt: skip
             return
         time.sleep(1.0)
-    say(f"    {len(session.slashed_trainers() & cheaters)}/{len(cheaters)} cheaters slashed after waiting {timeout:.0f}s")
 
 
 class DisputeClock:
