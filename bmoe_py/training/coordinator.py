@@ -224,6 +224,10 @@ class TrainingSession:
         self.optimizer = torch.optim.Adam(local, lr=config.local_lr)
         self.generator = torch.Generator().manual_seed(config.seed)
         self.recorder = ScreeningRecorder(chain, model_id) if config.mode == "verified" else None
+        if self.recorder is not None:
+            listed = sorted({t.address for t in [*self.trainers.values(), *self.spares] if self.recorder.is_blacklisted(t.address)})
+            if listed:
+                raise ValueError(f"blacklisted nodes cannot train model {model_id}: {', '.join(listed)}")
         self.task_id = create_task(chain, model_id, config.price_per_token, config.escrow)
         for e, trainer in self.trainers.items():
             self._set_trainer(e, trainer)
@@ -404,18 +408,29 @@ class TrainingSession:
 
     def slashed_trainers(self) -> set[str]:
         """Trainers of this session slashed since it started (Staking's Slashed events)."""
+        return set(self._slashes())
+
+    def _slashes(self) -> dict[str, bytes]:
+        """Trainer -> hash of the first transaction that slashed it since the session started."""
         ours = {t.address.lower(): t.address for t in [*self.trainers.values(), *self.spares]}
         ours.update({a.lower(): a for a in self.dropped})
-        logs = self.chain.staking.events.Slashed.get_logs(from_block=self.from_block)
-        return {ours[log["args"]["account"].lower()] for log in logs if log["args"]["account"].lower() in ours}
+        slashes: dict[str, bytes] = {}
+        for log in self.chain.staking.events.Slashed.get_logs(from_block=self.from_block):
+            account = log["args"]["account"].lower()
+            if account in ours:
+                slashes.setdefault(ours[account], bytes(log["transactionHash"]))
+        return slashes
 
     def _drop_slashed(self) -> tuple[list[str], dict[int, int]]:
-        newly = sorted(self.slashed_trainers() - self.dropped)
+        """Blacklists every newly slashed trainer (evidence: the slashing transaction), rolls its experts back and
+        hands them to honest trainers."""
+        slashes = self._slashes()
+        newly = sorted(set(slashes) - self.dropped)
         rolled_back: dict[int, int] = {}
         for node in newly:
             self.dropped.add(node)
             assert self.recorder is not None
-            self.recorder.blacklist(node, _evidence(node, self.round))
+            self.recorder.blacklist(node, slashes[node])
             for e, trainer in list(self.trainers.items()):
                 if trainer.address == node:
                     rolled_back[e] = self._roll_back(e)
@@ -449,9 +464,3 @@ class TrainingSession:
     def _set_trainer(self, e: int, trainer: Trainer) -> None:
         self.chain.send(self.chain.registry.functions.setTrainer(self.model_id, e, trainer.address))
 
-
-def _evidence(node: str, round_: int) -> bytes:
-    """32 bytes naming why a node was blacklisted: its Slashed event is the proof; this ties the entry to the round."""
-    from ..crypto.hashing import keccak256
-
-    return keccak256(b"bmoe-slashed" + bytes.fromhex(node.removeprefix("0x")) + round_.to_bytes(8, "big"))

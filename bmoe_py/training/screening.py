@@ -115,7 +115,7 @@ def outlier_flags(
         j = int(np.argmax(np.abs(z[i])))
         if abs(z[i, j]) > threshold:
             details = {name: float(z[i, k]) for k, name in enumerate(STATISTICS)}
-            flags.append(Flag(s.node, s.expert, f"outlier:{STATISTICS[j]}", float(abs(z[i, j])), details))
+            flags.append(Flag(s.node, s.expert, f"robust-z:{STATISTICS[j]}", float(abs(z[i, j])), details))
     return flags
 
 
@@ -171,7 +171,7 @@ def screen(
 class ScreeningRecorder:
     """Writes flags and blacklistings to the model's `Screening` contract (the model owner's key)."""
 
-    SCORE_SCALE = 1000  # scores go on chain as integers in thousandths
+    SCORE_SCALE = 10**6  # scores go on chain as integers in millionths (protocol 11.5)
 
     def __init__(self, chain: Chain, model_id: int) -> None:
         self.chain = chain
@@ -188,7 +188,8 @@ class ScreeningRecorder:
         return hashes
 
     def blacklist(self, node: str, evidence: bytes) -> str | None:
-        """`Screening.blacklist` with 32 bytes of evidence (e.g. the dispute id); None if it is already listed."""
+        """`Screening.blacklist` with 32 bytes of evidence (the hash of the transaction that slashed it, say);
+        None if it is already listed."""
         screening = self.chain.screening
         if self.chain.call(screening.functions.isBlacklisted(self.model_id, node)):
             return None

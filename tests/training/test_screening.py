@@ -41,7 +41,7 @@ def test_a_clear_outlier_is_flagged_with_the_statistic_that_gave_it_away():
     stats[3] = poisoned(stats[3])
     flags = outlier_flags(stats)
     assert [f.expert for f in flags] == [3]
-    assert flags[0].reason == "outlier:output_ratio" and flags[0].score > 3.5
+    assert flags[0].reason == "robust-z:output_ratio" and flags[0].score > 3.5
 
 
 def test_three_cheaters_of_eight_are_all_flagged():
