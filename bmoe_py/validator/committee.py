@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from ..storage.client import IpfsClient
     from .checker import Checker
     from .store import ValidatorStore
+    from .training import StepToken
 
 __all__ = ["CommitteeMember", "CommitteePhase", "Outcome"]
 
@@ -71,7 +72,7 @@ class CommitteeMember:
         if not self.chain.call(self.chain.staking.functions.isValidator(self.chain.address)):
             self.chain.send(self.chain.staking.functions.joinValidators())
 
-    def challenge(self, commitment: Commitment, token: BundleToken) -> int:
+    def challenge(self, commitment: Commitment, token: BundleToken | StepToken) -> int:
         bond = self.chain.call(self.contract.functions.bond())
         receipt = self.chain.send(
             self.contract.functions.challenge(commitment.as_tuple(), token.leaf.as_tuple(), [bytes(p) for p in token.proof]),
@@ -143,7 +144,8 @@ class CommitteeMember:
         return sent
 
     def _judge(self, dispute_id: int, d: dict) -> bool:
-        """True (fraud) if the challenged token's committed output is not what the registered expert computes."""
+        """True (fraud) if the challenged token's committed output is not what the registered expert computes (for
+        a step of a training window: if `records.judge_step` finds it wrong)."""
         challenged = self.contract.events.Challenged().get_logs(from_block=0, argument_filters={"disputeId": dispute_id})
         leaf = bytes(challenged[-1]["args"]["leaf"])
         posted = self.chain.ledger.events.CommitmentPosted().get_logs(

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from ..chain.client import TransactionReverted
 from ..crypto.commitments import Commitment
+from ..protocol.bundle import WindowBundle
 from .checker import BadBundle, Checker
 from .committee import CommitteeMember
 from .fraud import FraudProofDriver
@@ -48,6 +49,8 @@ class ValidatorStats:
     won: int = 0
     lost: int = 0
     votes: int = 0
+    training_windows: int = 0  # checked training windows (protocol 11)
+    priority: int = 0  # of which every step was checked: the node was flagged by screening
     errors: list[str] = field(default_factory=list)
 
 
@@ -61,7 +64,9 @@ class Validator:
         self.watcher = CommitmentWatcher(chain, config.model_id, store, from_block=config.from_block)
         self.checker = Checker(chain, ipfs, config.model_id)
         self.fraud = FraudProofDriver(chain, ipfs)
-        self.committee = CommitteeMember(chain, self.checker, store, ipfs) if config.committee else None
+        # Challenging a float token needs only the committee client; voting (`step`) needs validator stake and is
+        # what `config.committee` turns on.
+        self.committee = CommitteeMember(chain, self.checker, store, ipfs)
         self.stats = ValidatorStats()
         self._window = int(chain.call(chain.registry.functions.model(config.model_id))[4])
 
@@ -85,7 +90,7 @@ class Validator:
             self._check(stored.commitment, stored.bundle_cid)
         for stored in self.store.commitments("wrong"):
             self._challenge(stored.commitment, stored.bundle_cid)
-        if self.committee is not None:  # first: it may finalize a dispute that _advance then records and claims
+        if self.config.committee:  # first: it may finalize a dispute that _advance then records and claims
             self.stats.votes += self.committee.step()
         self._advance()
 
@@ -104,6 +109,9 @@ class Validator:
             return
         self.store.add_samples(cid_key, result.sampled)
         self.stats.checked += 1
+        if not isinstance(result.bundle, WindowBundle):
+            self.stats.training_windows += 1
+            self.stats.priority += int(result.priority)
         if result.wrong:
             self.stats.wrong += 1
             log.warning("commitment 0x%s of node %s: wrong outputs at %s", cid_key.hex()[:12], commitment.node, result.wrong)
@@ -122,11 +130,11 @@ class Validator:
             if not self.store.intend_dispute(module, cid_key, position):
                 continue
             try:
-                token = bundle.token(position)
+                token = self.checker.token(bundle, position)
                 if module == "fraud":
                     dispute_id = self.fraud.challenge(commitment, token)
                 else:
-                    dispute_id = self.committee.challenge(commitment, token)  # type: ignore[union-attr]
+                    dispute_id = self.committee.challenge(commitment, token)
             except TransactionReverted as exc:
                 # reverted before it was sent: nothing happened on chain, the intent can go
                 self.store.drop_intent(module, cid_key, position)
@@ -147,7 +155,7 @@ class Validator:
                 status = self.fraud.step(row.dispute_id)
                 phase, outcome, done = status.phase, status.outcome, status.done
             else:
-                phase, outcome, done = self.committee.advance(row.dispute_id)  # type: ignore[union-attr]
+                phase, outcome, done = self.committee.advance(row.dispute_id)
             self.store.update_dispute(row.module, row.dispute_id, phase, outcome, done)
             if done:
                 if outcome == "fraud":
