@@ -35,7 +35,7 @@ TITLE = "Training under attack: malicious trainers, traditional vs verified"
 SETTINGS: dict[str, dict[str, Any]] = {
     "fast": {
         "trainers": 4, "rounds": 3, "steps": 8, "batch_size": 64, "validators": 3, "sample_rate": 0.5,
-        "scenarios": [(1, "traditional"), (1, "verified")], "eval_samples": 1000,
+        "scenarios": [(1, "verified")], "eval_samples": 1000,
         "d_model": 32, "d_hidden": 64, "dispute_wait": 25.0,
     },
     "full": {

@@ -1,5 +1,5 @@
-"""Experiment 2 (fast setting): 1 of 4 trainers (25%) adds large Gaussian noise to its outputs, traditional vs
-verified."""
+"""Experiment 2 (fast setting): 1 of 4 trainers (25%) adds large Gaussian noise to its outputs, in verified mode
+(the full setting adds 0% and ~40%, and traditional training, for the report)."""
 from __future__ import annotations
 
 import pytest
@@ -29,8 +29,18 @@ def test_in_verified_mode_the_cheater_ends_slashed_and_blacklisted(result):
     assert attacked["honest_slashed"] == []
 
 
-def test_in_traditional_mode_nobody_is_slashed(result):
-    assert _scenario(result, 1, "traditional")["slashed"] == []
+def test_screening_flags_the_cheater_before_it_is_slashed_and_no_honest_trainer(result):
+    rounds = _scenario(result, 1, "verified")["rounds"]
+    assert rounds[0]["true_flags"] >= 1
+    assert sum(r["false_flags"] for r in rounds) == 0
+
+
+def test_the_cheaters_experts_are_rolled_back_and_reassigned_to_honest_trainers(result):
+    attacked = _scenario(result, 1, "verified")
+    (drop,) = [r for r in attacked["rounds"] if r["dropped"]]
+    assert drop["dropped"] == attacked["cheaters"] and drop["rolled_back"]
+    last = attacked["rounds"][-1]["trainers"]
+    assert attacked["cheaters"][0] not in last.values()
 
 
 def test_result_has_its_table_figures_and_findings(result, results_dir):
