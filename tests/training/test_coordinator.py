@@ -59,3 +59,14 @@ def test_round_results_record_the_expert_load(trained):
     for r in results:
         assert len(r.load) == EXPERTS and sum(r.load) == pytest.approx(1.0)
         assert r.imbalance_max_mean >= 1.0 and r.imbalance_cv >= 0.0
+
+
+def test_every_round_changes_the_weights_of_every_expert(trained):
+    """Each registered version holds new weights: a trainer whose updates did not take effect (its parameters
+    frozen, say) would register the same root again, and validators replaying the round would find it wrong."""
+    from bmoe_py.publisher.records import read_expert
+
+    chain, model_id, _, _, _ = trained
+    for e in range(EXPERTS):
+        roots = [read_expert(chain, model_id, e, v).weights_root for v in range(1, ROUNDS + 2)]
+        assert len(set(roots)) == len(roots), f"expert {e}: versions with equal weights"
