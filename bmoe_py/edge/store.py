@@ -1,10 +1,11 @@
 """The node's SQLite database: every answered request (inputs, outputs, receipt), the windows it committed, the
-disputes it answered. A request is written (and the write is durable against a crash of the process) before its
+disputes it answered, and its training rounds and their steps (docs/protocol.md 11). A request is written (and the write is durable against a crash of the process) before its
 response is sent, so every response a publisher holds is one the node can commit and defend.
 
 One connection, shared by the HTTP handlers and the background duties behind a lock; WAL mode so that readers do
 not block the writer. A window goes `closed` (its requests chosen) -> `committed` (bundle pinned, commit mined) ->
-`finalized` / `invalidated`; `failed` when the ledger refuses it for good (task closed).
+`finalized` / `invalidated`; `failed` when the ledger refuses it for good (task closed). A finished training round
+becomes a `committed` window without requests, so that the payments duty finalizes and claims it like any other.
 """
 from __future__ import annotations
 

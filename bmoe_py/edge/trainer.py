@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from ..chain.client import TransactionReverted
 from ..model.moe import Expert
 from ..model.weights import encode_float_expert, float_expert_root
 from ..protocol.training_wire import (
@@ -40,7 +41,7 @@ from ..publisher.fetch import load_float_expert_from_chain
 from ..publisher.records import Mode, read_expert
 from ..training.records import TrainStep, TrainWindowBundle, forward, make_optimizer, train_step
 from ._tx import tx_hash
-from .executor import LoadedExecutor
+from .executor import LoadedExecutor, load_executor
 from .store import EdgeStore, TrainRound
 
 if TYPE_CHECKING:
@@ -52,6 +53,7 @@ __all__ = ["Trainer"]
 
 log = logging.getLogger("bmoe.edge")
 _TRAINER_CACHE_SECONDS = 5.0
+_FINAL_ERRORS = {"TaskAlreadyClosed", "UnknownTask", "UnknownVersion"}  # a commit that can never succeed
 _ZERO_ADDRESS = "0x" + "00" * 20
 
 
@@ -82,6 +84,7 @@ class _Expert:
     lock: threading.Lock = field(default_factory=threading.Lock)
     state: _RoundState | None = None
     trainer_until: float = 0.0  # until when this node is known to be the expert's trainer
+    health_trainer: tuple[float, bool | None] = (0.0, None)  # (until when, answer) of the last check for /v1/health
 
 
 class Trainer:
@@ -172,6 +175,9 @@ class Trainer:
                                     f"{stored.base_version}, not task {request.task_id} version {request.expert_version}")  # fmt: skip
             if stored.status == "done":
                 return self._result(stored)
+            if stored.status == "failed":
+                raise _api_error(422, "unknown_task", f"round {request.round} of expert {request.expert_index} could "
+                                 f"not be committed to task {stored.task_id}")  # fmt: skip
             self._check_trainer(request.expert_index, expert)
             state = self._state(request.expert_index, expert)
             assert state is not None and state.round.round == request.round
@@ -232,13 +238,22 @@ class Trainer:
         expert.trainer_until = now + _TRAINER_CACHE_SECONDS
 
     def _is_trainer_cached(self, index: int, expert: _Expert) -> bool | None:
-        if expert.trainer_until > time.monotonic():
+        """For /v1/health, which publishers poll: at most one chain read per expert and 5 s."""
+        now = time.monotonic()
+        if self.mode is not Mode.FLOAT:
+            return False
+        if expert.trainer_until > now:
             return True
+        until, answer = expert.health_trainer
+        if until > now:
+            return answer
         try:
-            return self._trainer_of(index).lower() == self.chain.address.lower()
+            answer = self._trainer_of(index).lower() == self.chain.address.lower()
         except Exception as exc:  # health must answer even when the chain does not: "unknown"
             log.debug("trainerOf(%d) failed: %s", index, exc)
-            return None
+            answer = None
+        expert.health_trainer = (now + _TRAINER_CACHE_SECONDS, answer)
+        return answer
 
     def _check_step(self, state: _RoundState | None, task_id: int, version: int, round_: int, step: int) -> None:
         if state is None:
@@ -261,6 +276,8 @@ class Trainer:
             raise _out_of_order(f"round {round_} of expert {index} cannot start: round {latest.round} is {latest.status}; "
                                 "a new round must have a greater number")  # fmt: skip
         chain_version = read_expert(self.chain, self.model_id, index).version
+        if chain_version != executor.version:  # the owner published a version since this node loaded its expert
+            executor = self._reload_executor(index, executor)
         if request.expert_version != executor.version or executor.version != chain_version:
             raise _out_of_order(f"round {round_} must start from the expert's latest version {chain_version} "
                                 f"(this node serves version {executor.version}), not version {request.expert_version}")  # fmt: skip
@@ -276,6 +293,14 @@ class Trainer:
         log.info("training round %d of expert %d started from version %d (task %d)", round_, index, executor.version,
                  request.task_id)  # fmt: skip
         return expert.state
+
+    def _reload_executor(self, index: int, old: LoadedExecutor) -> LoadedExecutor:
+        assert old.module is not None
+        device = next(old.module.parameters()).device
+        executor = load_executor(self.chain, self.ipfs, self.model_id, self.mode, index, device)
+        self.service.executors[index] = executor
+        log.info("expert %d version %d verified and loaded (published since the node started)", index, executor.version)
+        return executor
 
     def _new_state(self, stored: TrainRound, module: Expert) -> _RoundState:
         module.train()
@@ -346,7 +371,7 @@ class Trainer:
             self.store.update_round(index, round_, bundle_cid=cid, root=bundle.root)
             r = self._reload(index, round_)
         assert r.bundle_cid is not None and r.root == bundle.root
-        self._commit(r, bundle)
+        self._commit(r, bundle, state.module)
         self._serve(index, r.next_version, state.module)
         expert.state = None
         return self._result(self._reload(index, round_))
@@ -380,7 +405,7 @@ class Trainer:
                  r.expert_index, version, r.weights_cid, r.weights_root.hex(), tx_hash(receipt), receipt["gasUsed"])  # fmt: skip
         return version
 
-    def _commit(self, r: TrainRound, bundle: TrainWindowBundle) -> None:
+    def _commit(self, r: TrainRound, bundle: TrainWindowBundle, module: Expert) -> None:
         """Commits the round's root to the training task (once: a commit mined before a restart is found again)."""
         ledger = self.chain.ledger
         logs = ledger.events.CommitmentPosted().get_logs(
@@ -392,9 +417,20 @@ class Trainer:
                 self.store.commit_round(r.expert_index, r.round, bundle.token_count, int(c["postedAt"]), tx_hash(entry))
                 log.info("round %d of expert %d was already committed before a restart", r.round, r.expert_index)
                 return
-        receipt = self.chain.send(ledger.functions.commit(
-            r.task_id, r.expert_index, r.base_version, bundle.root, bundle.token_count, r.bundle_cid
-        ))  # fmt: skip
+        try:
+            receipt = self.chain.send(ledger.functions.commit(
+                r.task_id, r.expert_index, r.base_version, bundle.root, bundle.token_count, r.bundle_cid
+            ))  # fmt: skip
+        except TransactionReverted as exc:
+            if exc.name not in _FINAL_ERRORS:
+                raise  # escrow may be topped up, stake restored: the next finish (or the duty) tries again
+            # The version is registered whatever happens to the payment, so the node serves it all the same.
+            self.store.update_round(r.expert_index, r.round, status="failed", note=str(exc))
+            assert r.next_version is not None
+            self._serve(r.expert_index, r.next_version, module)
+            self._expert(r.expert_index).state = None
+            raise _api_error(422, "unknown_task", f"round {r.round} of expert {r.expert_index} cannot be committed: "
+                             f"{exc}") from None  # fmt: skip
         (event,) = self.chain.events(receipt, "ResultLedger", "CommitmentPosted")
         window = self.store.commit_round(r.expert_index, r.round, bundle.token_count, int(event["commitment"]["postedAt"]),
                                          tx_hash(receipt))  # fmt: skip

@@ -128,7 +128,7 @@ class TrainBackwardRequest:
 
 @dataclass(frozen=True)
 class StepStats:
-    """What a trainer reports about a step (TDML-style screening compares them across trainers, protocol 11.5).
+    """What a trainer reports about a step (screening compares them across trainers; docs/protocol.md 11.2).
 
     grad_norm: L2 norm of all parameter gradients of the step; update_norm: L2 norm of p_{s+1} - p_s;
     param_norm: L2 norm of p_{s+1}; output_norm: Frobenius norm of the outputs returned by the step's forward.
