@@ -48,6 +48,7 @@ class Report:
     ledger: list[tuple[str, int]] = field(default_factory=list)  # (operation, gas)
     fraud: list[dict[str, int]] = field(default_factory=list)  # per row length: challenge/respond/prove gas
     committee: list[tuple[str, int]] = field(default_factory=list)
+    training: list[tuple[str, int]] = field(default_factory=list)  # trainers and screening (protocol 11.x)
     pending: list[str] = field(default_factory=list)  # sections that could not be measured, and why
 
 
@@ -86,6 +87,7 @@ def measure(
         _measure_committee(bench, validators, report)
     else:
         report.pending.append("CommitteeDispute (the contract in this build does not implement the dispute yet)")
+    _measure_training(bench, report)
     return report
 
 
@@ -103,6 +105,7 @@ class Bench:
         self.ledger = suite["ResultLedger"]
         self.fraud_proof = suite["FraudProof"]
         self.committee = suite["CommitteeDispute"]
+        self.screening = suite["Screening"]
         self.owner = accounts[0]
         self.rng = np.random.default_rng(2024)
         self._accounts = 0
@@ -190,6 +193,28 @@ def _measure_receipt_and_finalize(bench: Bench, window_task: tuple, report: Repo
     tx = bench.ledger.claim({"from": node, "silent": True})
     report.ledger.append(("claim (node withdraws its payments)", tx.gas_used))
     for name, gas in report.ledger:
+        print(f"{name}: {gas} gas")
+
+
+def _measure_training(bench: Bench, report: Report) -> None:
+    """The on-chain side of a training round (protocol 11.x): the owner names a trainer, the trainer publishes the
+    next version of its expert, and screening flags and blacklists a node."""
+    model_id = bench.model(FLOAT, 1)
+    layers = [(16, 64, 0, 0, False), (64, 16, 0, 0, False)]
+    bench.registry.publishExpert(model_id, 0, CID, b"\x02" * 32, layers, {"from": bench.owner, "silent": True})
+    trainer = bench.account()
+    owner = {"from": bench.owner, "silent": True}
+    tx = bench.registry.setTrainer(model_id, 0, trainer, owner)
+    report.training.append(("ExpertRegistry.setTrainer (owner names the expert's trainer)", tx.gas_used))
+    tx = bench.registry.publishExpert(model_id, 0, CID, b"\x03" * 32, layers, {"from": trainer, "silent": True})
+    report.training.append(("ExpertRegistry.publishExpert by the trainer (2 layers, shapes checked)", tx.gas_used))
+    tx = bench.screening.flag(model_id, trainer, 1, b"robust-z:grad_norm".ljust(32, b"\0"), 4_000_000, owner)
+    report.training.append(("Screening.flag (first flag of a node)", tx.gas_used))
+    tx = bench.screening.flag(model_id, trainer, 2, b"cluster".ljust(32, b"\0"), 1_000_000, owner)
+    report.training.append(("Screening.flag (a later flag)", tx.gas_used))
+    tx = bench.screening.blacklist(model_id, trainer, b"\x0e" * 32, owner)
+    report.training.append(("Screening.blacklist", tx.gas_used))
+    for name, gas in report.training:
         print(f"{name}: {gas} gas")
 
 
@@ -426,6 +451,10 @@ def render(report: Report) -> str:
     if report.committee:
         lines += ["## Committee dispute (`CommitteeDispute`)", "", "| step | gas |", "|---|---:|"]
         lines += [f"| {name} | {gas:,} |" for name, gas in report.committee]
+        lines.append("")
+    if report.training:
+        lines += ["## Training on chain (`ExpertRegistry` trainers, `Screening`)", "", "| operation | gas |", "|---|---:|"]
+        lines += [f"| {name} | {gas:,} |" for name, gas in report.training]
         lines.append("")
     if report.pending:
         lines += ["## Not measured in this build", ""] + [f"- {item}" for item in report.pending] + [""]

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from ..chain.client import TransactionReverted
 from ..chain.manifest import ManifestError
+from ..chain.screening import screening_record
 from ..crypto.commitments import Commitment
 from ..crypto.leaves import TokenLeaf
 from ..protocol.tolerance import within_tolerance
@@ -78,10 +79,9 @@ class TrainingVerifier:
     def flagged(self, node: str) -> bool:
         """Whether screening has flagged `node` for this model on chain (then every step is checked)."""
         try:
-            screening = self.chain.screening
+            return screening_record(self.chain, self.model_id, node).flag_count > 0
         except ManifestError:  # a deployment from before Screening: nobody is flagged
             return False
-        return int(self.chain.call(screening.functions.flagCount(self.model_id, node))) > 0
 
     def check(self, bundle: TrainWindowBundle, positions: list[int]) -> dict[int, bool]:
         """position -> step correct, for `positions`, from one replay of the window up to the last of them.

@@ -35,8 +35,16 @@ def test_fraud_proof_is_measured_for_each_row_length(report):
     assert not report.pending
 
 
+def test_trainer_and_screening_operations_are_measured(report):
+    names = [name.split()[0] for name, _ in report.training]
+    assert names == ["ExpertRegistry.setTrainer", "ExpertRegistry.publishExpert", "Screening.flag", "Screening.flag",
+                     "Screening.blacklist"]  # fmt: skip
+    assert all(gas > 21_000 for _, gas in report.training)
+
+
 def test_report_renders_every_section(report):
     text = run("scripts/gas_report.py", method_name="render", args=(report,))
-    for heading in ("## Window commitments", "## Receipts", "## Exact fraud proof", "## Committee dispute", "## Reproduce"):
+    for heading in ("## Window commitments", "## Receipts", "## Exact fraud proof", "## Committee dispute", "## Training on chain",
+                    "## Reproduce"):
         assert heading in text
     assert "| 4,096 |" in text
