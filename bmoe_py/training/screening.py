@@ -38,7 +38,6 @@ __all__ = [
     "TrainerStats",
     "cluster_flags",
     "outlier_flags",
-    "reason_bytes",
     "robust_z",
     "screen",
 ]
@@ -169,9 +168,8 @@ def screen(
 
 
 class ScreeningRecorder:
-    """Writes flags and blacklistings to the model's `Screening` contract (the model owner's key)."""
-
-    SCORE_SCALE = 10**6  # scores go on chain as integers in millionths (protocol 11.5)
+    """Writes flags and blacklistings to the model's `Screening` contract (the model owner's key), through
+    `bmoe_py.chain.screening` (reasons as bytes32 labels, scores in millionths)."""
 
     def __init__(self, chain: Chain, model_id: int) -> None:
         self.chain = chain
@@ -179,34 +177,30 @@ class ScreeningRecorder:
 
     def record(self, flags: Sequence[Flag], round_: int) -> list[str]:
         """`Screening.flag` for every flag; the transaction hashes."""
+        from ..chain import screening
+
         hashes = []
-        for flag in flags:
-            score = int(round(min(flag.score, 1e12) * self.SCORE_SCALE))
-            fn = self.chain.screening.functions.flag(self.model_id, flag.node, round_, reason_bytes(flag.reason), score)
-            hashes.append(_hex(self.chain.send(fn)["transactionHash"]))
-            log.info("round %d: flagged %s (expert %d): %s, score %.2f", round_, flag.node, flag.expert, flag.reason, flag.score)
+        for f in flags:
+            receipt = screening.flag(self.chain, self.model_id, f.node, round_, f.reason, min(f.score, 1e12))
+            hashes.append(_hex(receipt["transactionHash"]))
+            log.info("round %d: flagged %s (expert %d): %s, score %.2f", round_, f.node, f.expert, f.reason, f.score)
         return hashes
 
     def blacklist(self, node: str, evidence: bytes) -> str | None:
         """`Screening.blacklist` with 32 bytes of evidence (the hash of the transaction that slashed it, say);
         None if it is already listed."""
-        screening = self.chain.screening
-        if self.chain.call(screening.functions.isBlacklisted(self.model_id, node)):
+        from ..chain import screening
+
+        if self.is_blacklisted(node):
             return None
-        receipt = self.chain.send(screening.functions.blacklist(self.model_id, node, evidence))
+        receipt = screening.blacklist(self.chain, self.model_id, node, evidence)
         log.info("blacklisted %s", node)
         return _hex(receipt["transactionHash"])
 
     def is_blacklisted(self, node: str) -> bool:
-        return bool(self.chain.call(self.chain.screening.functions.isBlacklisted(self.model_id, node)))
+        from ..chain import screening
 
-
-def reason_bytes(reason: str) -> bytes:
-    """A flag's reason as the contract's bytes32: the ASCII text, zero-padded (reasons are short by design)."""
-    data = reason.encode("ascii")
-    if len(data) > 32:
-        raise ValueError(f"a reason is at most 32 bytes: {reason!r}")
-    return data.ljust(32, b"\0")
+        return screening.screening_record(self.chain, self.model_id, node).blacklisted
 
 
 def _hex(value: bytes | str) -> str:
