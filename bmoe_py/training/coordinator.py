@@ -153,7 +153,7 @@ def two_phase_step(
     def runner(layer: int, batches: dict[int, torch.Tensor]) -> dict[int, torch.Tensor]:
         outputs = forward({e: t.detach().numpy() for e, t in batches.items()})
         for e, t in batches.items():
-            sent[e] = (t, torch.from_numpy(np.ascontiguousarray(outputs[e], dtype=np.float32)).requires_grad_(True))
+            sent[e] = (t, torch.from_numpy(np.array(outputs[e], dtype=np.float32)).requires_grad_(True))  # a writable copy
         return {e: leaf for e, (_, leaf) in sent.items()}
 
     out = model(x, runner)
