@@ -303,7 +303,8 @@ class Trainer:
         return executor
 
     def _new_state(self, stored: TrainRound, module: Expert) -> _RoundState:
-        module.train()
+        # the module is a copy of the served one, whose parameters are frozen for inference (see _serve)
+        module.train().requires_grad_(True)
         state = _RoundState(stored, module, make_optimizer(module))
 
         def record_grad_norm(optimizer: torch.optim.Optimizer, *_: Any) -> None:

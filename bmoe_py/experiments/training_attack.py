@@ -1,0 +1,312 @@
+"""Experiment 2: training under attack. A Float MoE (8 experts, top-2, MNIST-1D) is trained from a fresh random
+initialisation across real `bmoe edge` trainer processes (docs/protocol.md 11), with 0%, 25% and ~40% of them
+malicious (`--attack gaussian`: large Gaussian noise on every output they return), in two modes:
+
+- traditional: nobody checks; the noisy experts poison the mixture and the gate learns to route around them.
+- verified: `bmoe validator` processes replay a sample of every round's steps (all of them for trainers the
+  screening flagged) and challenge wrong ones through the committee dispute; the coordinator screens the trainers
+  every round (flags on chain), blacklists a slashed trainer, rolls its experts back to their last good version and
+  hands them to an honest trainer.
+
+Per round: test accuracy of the registered model and the expert load imbalance (max/mean and coefficient of
+variation of the fraction of routing slots per expert), flags (true and false positives), slashes, blacklistings.
+
+The committee's commit and reveal windows are a day each in the default deployment; the experiment fast-forwards
+anvil's clock past them once every member has committed (and then revealed), which is what waiting would do.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .localnet import PUBLISHER_KEY, LocalNetwork, Process
+from .report import ExperimentResult, Figure, Table, figure_path
+
+NAME = "training-attack"
+TITLE = "Training under attack: malicious trainers, traditional vs verified"
+
+# (malicious trainers, mode) per scenario; trainer t trains experts t, t + T, ... of the 8
+SETTINGS: dict[str, dict[str, Any]] = {
+    "fast": {
+        "trainers": 4, "rounds": 3, "steps": 8, "batch_size": 64, "validators": 3, "sample_rate": 0.5,
+        "scenarios": [(1, "verified")], "eval_samples": 1000,
+        "d_model": 32, "d_hidden": 64, "dispute_wait": 25.0,
+    },
+    "full": {
+        "trainers": 8, "rounds": 6, "steps": 20, "batch_size": 64, "validators": 3, "sample_rate": 0.25,
+        "scenarios": [(0, "traditional"), (0, "verified"), (2, "traditional"), (2, "verified"), (3, "traditional"), (3, "verified")],
+        "eval_samples": None, "d_model": 32, "d_hidden": 64, "dispute_wait": 30.0,
+    },
+}  # fmt: skip
+EXPERTS = 8
+ATTACK = ["--attack", "gaussian", "--attack-strength", "20", "--attack-fraction", "1.0"]
+TOLERANCE = 1000  # millionths: replays on the same CPU agree far closer
+LR = 1e-2
+
+
+def run(setting: str, net: LocalNetwork, out_dir: Path, say: Callable[[str], None], seeds: list[int] | None = None) -> ExperimentResult:
+    started = time.monotonic()
+    params = dict(SETTINGS[setting])
+    seed = (seeds or [0])[0]
+    from ..model.data import load_dataset
+
+    data = load_dataset("mnist1d")
+    records = []
+    for malicious, mode in params["scenarios"]:
+        say(f"training-attack: {malicious}/{params['trainers']} malicious trainers, {mode}")
+        records.append(_scenario(net, data, params, malicious, mode, seed, say))
+    result = ExperimentResult(
+        name=NAME, title=TITLE, setting=setting,
+        params={**params, "experts": EXPERTS, "k": 2, "dataset": "mnist1d", "attack": " ".join(ATTACK),
+                "expert_lr": LR, "tolerance": TOLERANCE},
+        seeds=[seed], tables=[_table(records)], figures=_figures(records, out_dir), findings=_findings(records),
+        data={"scenarios": records}, wall_seconds=time.monotonic() - started,
+    )  # fmt: skip
+    return result
+
+
+# ---------------------------------------------------------------------------------------------- one scenario
+
+
+def _scenario(net: LocalNetwork, data, params: dict, malicious: int, mode: str, seed: int, say) -> dict[str, Any]:
+    import torch
+
+    from ..model.moe import MoEConfig, MoEModel
+    from ..publisher.prepare import float_model_files
+    from ..publisher.publish import PublishParams, publish_model
+    from ..storage.client import IpfsClient
+    from ..training.coordinator import Trainer, TrainingConfig, TrainingSession
+
+    chain = net.connect(PUBLISHER_KEY)
+    ipfs = IpfsClient(net.ipfs_api, timeout=30)
+    torch.manual_seed(seed)
+    config = MoEConfig(
+        input_dim=data.input_dim, num_classes=data.num_classes, patch_size=8, patch_stride=4,
+        d_model=params["d_model"], d_hidden=params["d_hidden"], num_experts=EXPERTS, k=2,
+    )  # fmt: skip
+    published = publish_model(chain, ipfs, float_model_files(MoEModel(config)), PublishParams(challenge_window=600, tolerance=TOLERANCE))
+    model_id = published.model_id
+    count = params["trainers"]
+    specs = [(f"m{model_id}-{'cheat' if t < malicious else 'honest'}-{t}", ATTACK + ["--attack-seed", str(seed * 100 + t)] if t < malicious else []) for t in range(count)]
+    processes: list[Process] = []
+    clock = None
+    try:
+        with ThreadPoolExecutor(count) as pool:
+            futures = [pool.submit(net.start_edge, name, model_id, list(range(EXPERTS)), extra=extra) for name, extra in specs]
+            nodes = [f.result() for f in futures]
+        processes += nodes
+        cheaters = {n.address for n in nodes[:malicious]}
+        trainers = {e: Trainer(nodes[e % count].address, nodes[e % count].url) for e in range(EXPERTS)}
+        if mode == "verified":
+            block = int(chain.w3.eth.block_number)
+            extra = ["--sample-rate", str(params["sample_rate"]), "--from-block", str(block), "--poll", "0.5"]
+            with ThreadPoolExecutor(params["validators"]) as pool:
+                futures = [pool.submit(net.start_validator, f"m{model_id}-validator-{i}", model_id, extra=extra) for i in range(params["validators"])]
+                processes += [f.result() for f in futures]
+            clock = DisputeClock(net.connect(net.new_key()), cheaters | {n.address for n in nodes})
+            clock.start()
+        session = TrainingSession(
+            chain, ipfs, model_id, trainers, data,
+            TrainingConfig(rounds=params["rounds"], steps_per_round=params["steps"], batch_size=params["batch_size"],
+                           expert_lr=LR, local_lr=LR, mode=mode, eval_samples=params["eval_samples"], seed=seed),
+        )  # fmt: skip
+        rounds = []
+        accuracy0, load0 = session.evaluate()
+        try:
+            for r in range(params["rounds"]):
+                result = session.train_round()
+                if mode == "verified" and malicious and r < params["rounds"] - 1 and not cheaters <= session.dropped:
+                    _wait_for_slashes(session, cheaters, params["dispute_wait"], say)
+                entry = result.to_dict()
+                entry["true_flags"] = sum(1 for f in result.flags if f.node in cheaters)
+                entry["false_flags"] = sum(1 for f in result.flags if f.node not in cheaters)
+                rounds.append(entry)
+                say(f"  round {result.round}: accuracy {result.accuracy:.3f}, imbalance {result.imbalance_max_mean:.2f}, "
+                    f"flags {entry['true_flags']} true / {entry['false_flags']} false, dropped {len(result.dropped)}")  # fmt: skip
+            if mode == "verified" and malicious:
+                # the last round's commitments: give the disputes a last chance, then the coordinator's drop pass
+                _wait_for_slashes(session, cheaters, params["dispute_wait"], say)
+                dropped, rolled = session._drop_slashed()
+                if rounds:
+                    rounds[-1]["dropped"] += dropped
+                    rounds[-1]["rolled_back"].update({str(k): v for k, v in rolled.items()})
+        finally:
+            session.close()
+        slashed = session.slashed_trainers()
+        blacklisted = {a for a in cheaters | {n.address for n in nodes} if mode == "verified" and session.recorder.is_blacklisted(a)}
+        return {
+            "malicious": malicious, "trainers": count, "fraction": malicious / count, "mode": mode, "model_id": model_id,
+            "initial_accuracy": accuracy0, "initial_load": load0, "rounds": rounds,
+            "cheaters": sorted(cheaters), "slashed": sorted(slashed), "blacklisted": sorted(blacklisted),
+            "honest_slashed": sorted(slashed - cheaters),
+        }  # fmt: skip
+    finally:
+        if clock is not None:
+            clock.stop()
+        for process in processes:
+            net.stop(process)
+
+
+def _wait_for_slashes(session, cheaters: set[str], timeout: float, say, grace: float = 6.0) -> None:
+    """Waits until every cheater is slashed, while a committee dispute against one of them is under way (at most
+    `timeout`); without any such dispute, only `grace` seconds (the validators' time to replay and challenge)."""
+    started = time.monotonic()
+    wanted = {c.lower() for c in cheaters}
+    while True:
+        slashed = session.slashed_trainers() | session.dropped
+        if cheaters <= slashed:
+            return
+        elapsed = time.monotonic() - started
+        challenged = any(
+            log["args"]["node"].lower() in wanted
+            for log in session.chain.committee.events.Challenged.get_logs(from_block=session.from_block)
+        )
+        if elapsed > timeout or (not challenged and elapsed > grace):
+            say(f"    {len(slashed & cheaters)}/{len(cheaters)} cheaters slashed after {elapsed:.0f}s "
+                f"({'a dispute is still open' if challenged else 'no dispute against them'})")  # fmt: skip
+            return
+        time.sleep(1.0)
+
+
+class DisputeClock:
+    """Moves committee disputes against `nodes` through their day-long windows on anvil: mines a block now and then
+    (the draw needs the anchor's next block), fast-forwards past the commit deadline once every member committed,
+    past the reveal deadline once every member revealed, and finalizes (anyone may)."""
+
+    def __init__(self, chain, nodes: set[str]) -> None:
+        self.chain = chain
+        self.nodes = {n.lower() for n in nodes}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(1.0):
+            try:
+                self._tick()
+            except Exception:  # a transient RPC failure must not end the experiment; the next tick retries
+                pass
+
+    def _tick(self) -> None:
+        w3, committee = self.chain.w3, self.chain.committee
+        w3.provider.make_request("evm_mine", [])
+        now = int(w3.eth.get_block("latest")["timestamp"])
+        for dispute_id in range(1, int(committee.functions.disputeCount().call()) + 1):
+            d = committee.functions.dispute(dispute_id).call()
+            node, commit_deadline, reveal_deadline, phase = d[2].lower(), d[7], d[8], d[9]
+            if node not in self.nodes or phase in (0, 1, 4):  # None, AwaitingDraw, Resolved
+                continue
+            members = committee.functions.committee(dispute_id).call()[0]
+            committed = committee.events.VoteCommitted.get_logs(from_block=0, argument_filters={"disputeId": dispute_id})
+            revealed = committee.events.VoteRevealed.get_logs(from_block=0, argument_filters={"disputeId": dispute_id})
+            if now <= commit_deadline and len(committed) >= len(members):
+                self._warp(commit_deadline + 1 - now)
+            elif commit_deadline < now <= reveal_deadline and len(revealed) >= len(committed):
+                self._warp(reveal_deadline + 1 - now)
+            elif now > reveal_deadline:
+                self.chain.send(committee.functions.finalize(dispute_id))
+
+    def _warp(self, seconds: int) -> None:
+        self.chain.w3.provider.make_request("evm_increaseTime", [int(seconds)])
+        self.chain.w3.provider.make_request("evm_mine", [])
+
+
+# ---------------------------------------------------------------------------------------------- report
+
+
+def _label(record: dict) -> str:
+    return f"{record['malicious']}/{record['trainers']} malicious ({record['fraction']:.1%}), {record['mode']}"
+
+
+def _table(records: list[dict]) -> Table:
+    rows = []
+    for r in records:
+        last = r["rounds"][-1] if r["rounds"] else {}
+        flags_true = sum(x["true_flags"] for x in r["rounds"])
+        flags_false = sum(x["false_flags"] for x in r["rounds"])
+        rows.append([
+            f"{r['malicious']}/{r['trainers']} ({r['fraction']:.1%})", r["mode"], round(r["initial_accuracy"], 3),
+            round(last.get("accuracy", float("nan")), 3), round(max((x["accuracy"] for x in r["rounds"]), default=float("nan")), 3),
+            round(last.get("imbalance_max_mean", float("nan")), 2), round(last.get("imbalance_cv", float("nan")), 2),
+            flags_true, flags_false, len(r["slashed"]), len(r["blacklisted"]),
+        ])  # fmt: skip
+    return Table(
+        "Training under attack (per scenario; accuracy on the MNIST-1D test split after the last round)",
+        ["malicious trainers", "mode", "acc. before", "acc. final", "acc. best", "load max/mean", "load CV",
+         "flags (cheaters)", "flags (honest)", "slashed", "blacklisted"],
+        rows,
+        "Flags are trainer-rounds flagged by screening; honest flags are false positives. Chance accuracy is 0.1.",
+    )  # fmt: skip
+
+
+def _figures(records: list[dict], out_dir: Path) -> list[Figure]:
+    from .plots import pyplot, save
+
+    plt = pyplot()
+    figures = []
+    for key, ylabel, name, caption in [
+        ("accuracy", "test accuracy", "training_attack_accuracy", "Test accuracy of the registered model after each training round"),
+        ("imbalance_max_mean", "expert load max / mean", "training_attack_imbalance", "Expert load imbalance (max/mean of the routing fraction) after each round"),
+    ]:  # fmt: skip
+        fig, ax = plt.subplots(figsize=(6.4, 4.0))
+        for r in records:
+            xs = [0] + [x["round"] for x in r["rounds"]]
+            first = r["initial_accuracy"] if key == "accuracy" else _max_mean(r["initial_load"])
+            ys = [first] + [x[key] for x in r["rounds"]]
+            style = "-" if r["mode"] == "verified" else "--"
+            ax.plot(xs, ys, style, marker="o", label=_label(r))
+            for x in r["rounds"]:
+                if x["dropped"]:
+                    ax.axvline(x["round"], color="#999999", lw=0.8, ls=":")
+        ax.set_xlabel("round")
+        ax.set_ylabel(ylabel)
+        ax.legend(fontsize=7)
+        path, rel = figure_path(out_dir, f"{name}.png")
+        save(fig, path)
+        figures.append(Figure(rel, caption + " (dashed: traditional, solid: verified; dotted lines: a cheater dropped)."))
+    return figures
+
+
+def _max_mean(load: list[float]) -> float:
+    values = np.asarray(load)
+    return float(values.max() / values.mean())
+
+
+def _findings(records: list[dict]) -> list[str]:
+    findings = []
+    by = {(r["malicious"], r["mode"]): r for r in records}
+    for r in records:
+        if not r["rounds"]:
+            continue
+        last = r["rounds"][-1]
+        text = (f"{_label(r)}: test accuracy {r['initial_accuracy']:.1%} -> {last['accuracy']:.1%} after "
+                f"{len(r['rounds'])} rounds, load max/mean {last['imbalance_max_mean']:.2f}")  # fmt: skip
+        if r["mode"] == "verified":
+            tp = sum(x["true_flags"] for x in r["rounds"])
+            fp = sum(x["false_flags"] for x in r["rounds"])
+            honest_rounds = sum(1 for x in r["rounds"] for s in x["stats"] if s["node"] not in r["cheaters"])
+            text += (f"; screening flagged {tp} cheater-rounds and {fp} of {honest_rounds} honest trainer-rounds "
+                     f"(false positives); {len(set(r['slashed']) & set(r['cheaters']))}/{r['malicious']} cheaters slashed, "
+                     f"{len(r['blacklisted'])} blacklisted, {len(r['honest_slashed'])} honest trainers slashed")  # fmt: skip
+        findings.append(text + ".")
+    for malicious in sorted({m for m, _ in by if m}):
+        t, v = by.get((malicious, "traditional")), by.get((malicious, "verified"))
+        if t and v and t["rounds"] and v["rounds"]:
+            diff = v["rounds"][-1]["accuracy"] - t["rounds"][-1]["accuracy"]
+            findings.append(
+                f"With {malicious} malicious trainers, verified training ends {abs(diff):.1%} "
+                f"{'above' if diff >= 0 else 'below'} traditional training."
+            )
+    return findings
