@@ -1,4 +1,4 @@
-"""The Screening contract from Python (docs/protocol.md 11.x): flags and blacklistings of training nodes.
+"""The Screening contract from Python (docs/protocol.md 11.5): flags and blacklistings of training nodes.
 
     flag(chain, model_id, node, round_=3, reason="robust-z:grad_norm", score=4.2)   # as the model owner
     screening_record(chain, model_id, node)   # ScreeningRecord(flag_count=1, last_flag_round=3, blacklisted=False)
