@@ -14,6 +14,7 @@ COMMANDS: dict[str, str] = {
     "deploy": "show the deployment manifest of a chain",
     "edge": "run an edge node: host experts, serve forward calls, commit, get paid, answer disputes",
     "infer": "classify a data set with a published model whose experts run on edge nodes",
+    "train": "train a published Float model across the edge nodes that host its experts",
     "validator": "watch a model's commitments, re-execute samples and carry disputes to their end",
     "experiment": "run the report's experiments on a local network (results/report.md)",
 }

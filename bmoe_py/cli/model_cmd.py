@@ -35,6 +35,9 @@ gate bundle and one safetensors file per expert to the IPFS node at --ipfs, then
 (ExactInt8, with --challenge-window and the minimum stakes) and publish every expert (CID, weights
 root, layer shapes) in the ExpertRegistry of the deployment recorded for the chain at --rpc.
 
+With --float the float experts are published as they are (mode Float: results are judged by a validator
+committee within --tolerance, and the model can be trained across its edge nodes with `bmoe train`).
+
 Nothing is registered unless every file is pinned and the key's balance covers the gas. If a
 transaction fails half-way, the error names the model id: run again with --resume MODEL_ID and the
 same model (--checkpoint; keep one with --save-checkpoint) to publish the remaining experts.
@@ -97,6 +100,16 @@ def register(subparsers: argparse._SubParsersAction, name: str, summary: str) ->
     publish.add_argument(
         "--min-validator-stake", type=amount, default="0.5ether", metavar="AMOUNT",
         help="stake a validator needs to sit on a committee (default: %(default)s)",
+    )  # fmt: skip
+    publish.add_argument(
+        "--float", action="store_true", dest="float_experts",
+        help="publish the float experts as they are (mode Float, results judged within --tolerance, trainable with "
+        "`bmoe train`) instead of exact int8 ones",
+    )  # fmt: skip
+    publish.add_argument(
+        "--tolerance", type=int, default=1000, metavar="MILLIONTHS",
+        help="Float models: how far a result may be from its re-execution, in millionths of the largest value "
+        "(docs/protocol.md 6; default: %(default)s)",
     )  # fmt: skip
     publish.add_argument(
         "--resume", type=int, metavar="MODEL_ID", help="finish publishing a model whose publication stopped half-way"
@@ -199,11 +212,19 @@ def _publish(args: argparse.Namespace) -> int:
         prepared = prepare(_options(args), args.checkpoint)
         if args.save_checkpoint:
             save_checkpoint(prepared.model, args.save_checkpoint)
-        files = model_files(prepared.model, prepared.exact.experts)
+        if args.float_experts:
+            from bmoe_py.publisher.prepare import float_model_files
+
+            if args.tolerance <= 0:
+                raise CommandError("--tolerance must be a positive number of millionths for a Float model")
+            files = float_model_files(prepared.model)
+        else:
+            files = model_files(prepared.model, prepared.exact.experts)
         params = PublishParams(
             challenge_window=args.challenge_window,
             min_node_stake=args.min_node_stake,
             min_validator_stake=args.min_validator_stake,
+            tolerance=args.tolerance if args.float_experts else 0,
         )
         with IpfsClient(args.ipfs) as ipfs:
             published = publish_model(chain, ipfs, files, params, resume=args.resume)
@@ -291,6 +312,8 @@ def _published_json(published, prepared) -> dict[str, Any]:
         "owner": published.owner,
         "register_tx": published.register_tx,
         "gate": {"cid": published.gate_cid, "root": "0x" + published.gate_root.hex()},
+        "mode": "Float" if published.params.tolerance else "ExactInt8",
+        "tolerance": published.params.tolerance,
         "challenge_window": published.params.challenge_window,
         "min_node_stake": published.params.min_node_stake,
         "min_validator_stake": published.params.min_validator_stake,
@@ -314,7 +337,7 @@ def _print_published(published) -> None:
     print(f"model {published.model_id} on chain {published.chain_id} {action}, owner {published.owner}")
     params = published.params
     print(
-        f"  ExactInt8, challenge window {_duration_text(params.challenge_window)}, min node stake {_eth(params.min_node_stake)}, "
+        f"  {'Float (tolerance ' + str(params.tolerance) + ' millionths)' if params.tolerance else 'ExactInt8'}, challenge window {_duration_text(params.challenge_window)}, min node stake {_eth(params.min_node_stake)}, "
         f"min validator stake {_eth(params.min_validator_stake)}"
     )
     print(f"  gate  {published.gate_cid}  root 0x{published.gate_root.hex()}")

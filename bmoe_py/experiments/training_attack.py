@@ -127,8 +127,10 @@ def _scenario(net: LocalNetwork, data, params: dict, malicious: int, mode: str, 
                 entry["true_flags"] = sum(1 for f in result.flags if f.node in cheaters)
                 entry["false_flags"] = sum(1 for f in result.flags if f.node not in cheaters)
                 rounds.append(entry)
+                flagged = ", ".join(f"{'cheater' if f.node in cheaters else 'HONEST'} expert {f.expert} ({f.reason})" for f in result.flags)
                 say(f"  round {result.round}: accuracy {result.accuracy:.3f}, imbalance {result.imbalance_max_mean:.2f}, "
-                    f"flags {entry['true_flags']} true / {entry['false_flags']} false, dropped {len(result.dropped)}")  # fmt: skip
+                    f"flags {entry['true_flags']} true / {entry['false_flags']} false [{flagged}], dropped {len(result.dropped)}, "
+                    f"rolled back {sorted(result.rolled_back)}")  # fmt: skip
             if mode == "verified" and malicious:
                 # the last round's commitments: give the disputes a last chance, then the coordinator's drop pass
                 _wait_for_slashes(session, cheaters, params["dispute_wait"], say)
@@ -145,6 +147,7 @@ def _scenario(net: LocalNetwork, data, params: dict, malicious: int, mode: str, 
             "initial_accuracy": accuracy0, "initial_load": load0, "rounds": rounds,
             "cheaters": sorted(cheaters), "slashed": sorted(slashed), "blacklisted": sorted(blacklisted),
             "honest_slashed": sorted(slashed - cheaters),
+            "final_trainers": {str(e): t.address for e, t in session.trainers.items()},
         }  # fmt: skip
     finally:
         if clock is not None:
@@ -176,12 +179,20 @@ def _wait_for_slashes(session, cheaters: set[str], timeout: float, say, grace: f
 
 class DisputeClock:
     """Moves committee disputes against `nodes` through their day-long windows on anvil: mines a block now and then
-    (the draw needs the anchor's next block), fast-forwards past the commit deadline once every member committed,
-    past the reveal deadline once every member revealed, and finalizes (anyone may)."""
+    (the draw needs the anchor's next block), fast-forwards the clock to the next deadline once every open dispute
+    is done with its current phase (drawn, every member committed, every committed vote revealed), and finalizes
+    (anyone may) the disputes whose reveal deadline has passed.
 
-    def __init__(self, chain, nodes: set[str]) -> None:
+    The clock is shared: a warp for one dispute passes the deadlines of every other dispute opened at about the
+    same time, so it waits for all of them (several validators challenge one commitment within seconds). A dispute
+    that makes no progress for `patience` seconds of real time (a member that never votes) stops blocking.
+    """
+
+    def __init__(self, chain, nodes: set[str], patience: float = 20.0) -> None:
         self.chain = chain
         self.nodes = {n.lower() for n in nodes}
+        self.patience = patience
+        self._progress: dict[int, tuple[tuple, float]] = {}  # dispute -> (its last seen state, since when)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
 
@@ -203,23 +214,41 @@ class DisputeClock:
         w3, committee = self.chain.w3, self.chain.committee
         w3.provider.make_request("evm_mine", [])
         now = int(w3.eth.get_block("latest")["timestamp"])
+        targets, blocked = [], False
         for dispute_id in range(1, int(committee.functions.disputeCount().call()) + 1):
             d = committee.functions.dispute(dispute_id).call()
-            node, commit_deadline, reveal_deadline, phase = d[2].lower(), d[7], d[8], d[9]
-            if node not in self.nodes or phase in (0, 1, 4):  # None, AwaitingDraw, Resolved
+            node, draw_deadline, commit_deadline, reveal_deadline, phase = d[2].lower(), d[6], d[7], d[8], d[9]
+            if node not in self.nodes or phase in (0, 4):  # None, Resolved
                 continue
-            members = committee.functions.committee(dispute_id).call()[0]
-            committed = committee.events.VoteCommitted.get_logs(from_block=0, argument_filters={"disputeId": dispute_id})
-            revealed = committee.events.VoteRevealed.get_logs(from_block=0, argument_filters={"disputeId": dispute_id})
-            if now <= commit_deadline and len(committed) >= len(members):
-                self._warp(commit_deadline + 1 - now)
-            elif commit_deadline < now <= reveal_deadline and len(revealed) >= len(committed):
-                self._warp(reveal_deadline + 1 - now)
+            if phase == 1:  # AwaitingDraw: the validators draw within seconds
+                state, target, ready = ("draw",), draw_deadline, False
             elif now > reveal_deadline:
                 self.chain.send(committee.functions.finalize(dispute_id))
+                continue
+            else:
+                members = committee.functions.committee(dispute_id).call()[0]
+                committed = len(committee.events.VoteCommitted.get_logs(from_block=0, argument_filters={"disputeId": dispute_id}))
+                revealed = len(committee.events.VoteRevealed.get_logs(from_block=0, argument_filters={"disputeId": dispute_id}))
+                if now <= commit_deadline:
+                    state, target, ready = ("commit", committed), commit_deadline, committed >= len(members)
+                else:
+                    state, target, ready = ("reveal", revealed), reveal_deadline, revealed >= committed
+            if not ready and not self._stalled(dispute_id, state):
+                blocked = True
+            targets.append(target)
+        if targets and not blocked:
+            self._warp(min(targets) + 1 - now)
+
+    def _stalled(self, dispute_id: int, state: tuple) -> bool:
+        seen, since = self._progress.get(dispute_id, (None, 0.0))
+        if seen != state:
+            self._progress[dispute_id] = (state, time.monotonic())
+            return False
+        return time.monotonic() - since > self.patience
 
     def _warp(self, seconds: int) -> None:
-        self.chain.w3.provider.make_request("evm_increaseTime", [int(seconds)])
+        if seconds > 0:
+            self.chain.w3.provider.make_request("evm_increaseTime", [int(seconds)])
         self.chain.w3.provider.make_request("evm_mine", [])
 
 

@@ -50,8 +50,8 @@ if TYPE_CHECKING:
     from ..storage.client import IpfsClient
 
 __all__ = [
-    "BatchOutcome", "RoundResult", "Trainer", "TrainingConfig", "TrainingSession", "expert_load", "imbalance",
-    "two_phase_step",
+    "BatchOutcome", "RoundResult", "Trainer", "TrainingConfig", "TrainingSession", "choose_trainers", "expert_load",
+    "imbalance", "two_phase_step",
 ]
 
 log = logging.getLogger("bmoe.training")
@@ -114,6 +114,40 @@ class RoundResult:
             "dropped": self.dropped, "rolled_back": {str(k): v for k, v in self.rolled_back.items()},
             "seconds": self.seconds,
         }  # fmt: skip
+
+
+def choose_trainers(
+    chain: Chain, model_id: int, num_experts: int, *, only: Sequence[str] | None = None,
+    exclude: Sequence[str] = (),
+) -> tuple[dict[int, Trainer], list[Trainer]]:  # fmt: skip
+    """A trainer per expert among its active hosts (registry `hosts`, `isActiveHost`, `endpointOf`), spreading the
+    experts over as many nodes as possible; and the spares, the hosts that got no expert (they take over the experts
+    of a dropped trainer). `only` restricts the choice to those addresses, `exclude` leaves some out (blacklisted).
+
+    Raises ValueError naming the experts that no eligible host serves.
+    """
+    registry = chain.registry
+    wanted = {a.lower() for a in only} if only else None
+    unwanted = {a.lower() for a in exclude}
+    hosts: dict[int, dict[str, str]] = {}
+    for e in range(num_experts):
+        hosts[e] = {}
+        for address in chain.call(registry.functions.hosts(model_id, e)):
+            if (wanted is not None and address.lower() not in wanted) or address.lower() in unwanted:
+                continue
+            if chain.call(registry.functions.isActiveHost(model_id, e, address)):
+                hosts[e][address] = chain.call(registry.functions.endpointOf(model_id, e, address))
+    orphans = [e for e, found in hosts.items() if not found]
+    if orphans:
+        raise ValueError(f"model {model_id}: no eligible active host for experts {orphans}")
+    load: dict[str, int] = {}
+    trainers: dict[int, Trainer] = {}
+    for e in sorted(hosts, key=lambda e: len(hosts[e])):  # the experts with the fewest hosts choose first
+        address = min(hosts[e], key=lambda a: (load.get(a, 0), a.lower()))
+        load[address] = load.get(address, 0) + 1
+        trainers[e] = Trainer(address, hosts[e][address])
+    spares = {a: Trainer(a, url) for found in hosts.values() for a, url in found.items() if a not in load}
+    return dict(sorted(trainers.items())), list(spares.values())
 
 
 def expert_load(indices: torch.Tensor, num_experts: int) -> list[float]:
@@ -282,7 +316,9 @@ class TrainingSession:
         stats = self._stats(state, trainers)
         flags = []
         if self.config.mode == "verified":
-            flags = screen(stats)
+            # an expert rolled back at the start of this round restarted from older weights under a new trainer: its
+            # numbers differ from its peers' for that reason alone, so it is screened again from the next round
+            flags = screen([s for s in stats if s.expert not in rolled_back])
             if flags:
                 self.recorder.record(flags, round_)
             more, more_rolled = self._drop_slashed()
@@ -452,10 +488,14 @@ class TrainingSession:
         return version
 
     def _reassign(self, e: int) -> None:
-        """Hands expert `e` to the honest trainer with the fewest experts (spares first)."""
-        candidates = [t for t in [*self.spares, *self.trainers.values()] if t.address not in self.dropped]
+        """Hands expert `e` to the undropped trainer that hosts it with the fewest experts (spares first)."""
+        registry = self.chain.registry
+        candidates = list({
+            t.address: t for t in [*self.spares, *self.trainers.values()]
+            if t.address not in self.dropped and self.chain.call(registry.functions.isActiveHost(self.model_id, e, t.address))
+        }.values())  # fmt: skip
         if not candidates:
-            raise RuntimeError(f"no honest trainer left for expert {e}")
+            raise RuntimeError(f"no honest trainer left that hosts expert {e}")
         load = {t.address: sum(1 for x in self.trainers.values() if x.address == t.address) for t in candidates}
         trainer = min(candidates, key=lambda t: load[t.address])
         self.trainers[e] = trainer

@@ -11,7 +11,8 @@ it does not add to them), both robust to a minority of cheaters:
 
 * robust z-score per statistic: z = 0.6745 (v - median) / MAD; |z| > 3.5 is an outlier (Iglewicz and Hoaglin 1993).
   The MAD has a floor (`min_spread`, in log units), so that honest trainers whose numbers agree to a few per cent
-  are not flagged for a difference of one per cent.
+  are not flagged for a difference of one per cent; in this test the loss has a higher one
+  (`LOSS_MIN_SPREAD`).
 * 2-means over the vectors of robust z-scores: when the trainers fall into two clusters whose centroids are at least
   `min_gap` apart, the smaller cluster (a strict minority) is flagged. It catches a group of cheaters that moves
   several statistics a little each, which no single z-test sees.
@@ -46,7 +47,15 @@ log = logging.getLogger("bmoe.screening")
 
 STATISTICS = ("loss", "grad_norm", "update_norm", "output_ratio")
 Z_THRESHOLD = 3.5
-MIN_SPREAD = 0.05  # log units: ~5% relative; below it honest trainers are treated as agreeing
+# log units (~16% relative): below it honest trainers are treated as agreeing. Honest experts' statistics spread by
+# 0.1 to 0.4 in log units round to round (tests/training/test_screening_tests.py HONEST_SPREAD), and the MAD of six
+# or eight of them is itself noisy: with a floor of 0.05 an honest expert was flagged on its output ratio in the fast
+# training-attack run. A cheater's Gaussian noise moves its output ratio by ~3 log units (|z| ~ 13 at this floor).
+MIN_SPREAD = 0.15
+# The loss is measured per expert on the samples the gate sends it first, and the gate specialises experts on classes
+# of unequal difficulty: honest experts' losses differ by tens of per cent (an honest expert was flagged on a 30%
+# higher loss in the fast training-attack run), where a cheater's noise multiplies the loss several times.
+LOSS_MIN_SPREAD = 0.25
 MIN_GAP = 6.0  # distance of the two 2-means centroids, in robust z units
 _EPS = 1e-12
 
@@ -97,9 +106,10 @@ def _log_matrix(stats: Sequence[TrainerStats]) -> np.ndarray:
     return np.log(np.maximum(matrix, _EPS))
 
 
-def _z_matrix(stats: Sequence[TrainerStats], min_spread: float) -> np.ndarray:
+def _z_matrix(stats: Sequence[TrainerStats], min_spread: float, loss_spread: float | None = None) -> np.ndarray:
     logs = _log_matrix(stats)
-    return np.stack([robust_z(logs[:, j], min_spread) for j in range(logs.shape[1])], axis=1)
+    spreads = [max(min_spread, loss_spread or 0.0) if name == "loss" else min_spread for name in STATISTICS]
+    return np.stack([robust_z(logs[:, j], spreads[j]) for j in range(logs.shape[1])], axis=1)
 
 
 def outlier_flags(
@@ -108,7 +118,7 @@ def outlier_flags(
     """One flag per trainer with some statistic at |z| > threshold (the reason names the largest)."""
     if len(stats) < 3:
         return []  # a median of two says nothing about which one is odd
-    z = _z_matrix(stats, min_spread)
+    z = _z_matrix(stats, min_spread, LOSS_MIN_SPREAD)
     flags = []
     for i, s in enumerate(stats):
         j = int(np.argmax(np.abs(z[i])))

@@ -52,11 +52,11 @@ def test_three_cheaters_of_eight_are_all_flagged():
 
 
 def test_clustering_flags_a_minority_that_moves_every_statistic_a_little():
-    # honest trainers agree to 2%; two trainers are 28% off on every statistic: no single z-score passes 3.5,
+    # honest trainers agree to 2%; two trainers are twice as large on every statistic: no single z-score passes 3.5,
     # but together they are a cluster far from the rest
     wobble = [1.0, 1.02, 0.98, 1.01, 0.99, 1.0, 1.02, 0.98]
     stats = [
-        TrainerStats(f"0x{i:040x}", i, *(HONEST_CENTER[k] * w * (1.28 if i in (0, 5) else 1.0) for k in HONEST_CENTER))
+        TrainerStats(f"0x{i:040x}", i, *(HONEST_CENTER[k] * w * (2.0 if i in (0, 5) else 1.0) for k in HONEST_CENTER))
         for i, w in enumerate(wobble)
     ]
     assert outlier_flags(stats) == []
@@ -99,3 +99,11 @@ def test_a_nan_loss_counts_as_an_outlier():
     s = stats[2]
     stats[2] = TrainerStats(s.node, s.expert, float("nan"), s.grad_norm, s.update_norm, s.output_ratio)
     assert [f.expert for f in outlier_flags(stats)] == [2]
+
+
+def test_an_honest_expert_with_a_third_higher_loss_is_no_outlier():
+    # the gate hands experts classes of unequal difficulty: seven experts agreeing on their loss to 1% make the MAD
+    # tiny, and without the loss's own floor the eighth, 35% higher, would score |z| > 20
+    stats = [TrainerStats(f"0x{i:040x}", i, 1.5 * (1.35 if i == 7 else 1.0 + 0.01 * (i % 2)), 0.05, 0.02, 0.8) for i in range(8)]
+    assert outlier_flags(stats) == []
+    assert screen(stats) == []
