@@ -17,8 +17,7 @@ from .report import ExperimentResult, render_report, write_result
 
 __all__ = ["EXPERIMENTS", "load", "machine_info", "run_experiments"]
 
-# name -> module of this package; experiment 2 (training under attack) is written by another helper and may be
-# missing from a checkout: `all` then runs the others and says so
+# name -> module of this package, in the report's order
 EXPERIMENTS: dict[str, str] = {
     "inference-attack": "inference_attack",
     "training-attack": "training_attack",
@@ -30,14 +29,6 @@ EXPERIMENTS: dict[str, str] = {
 
 def load(name: str) -> ModuleType:
     return importlib.import_module(f"bmoe_py.experiments.{EXPERIMENTS[name]}")
-
-
-def available() -> list[str]:
-    names = []
-    for name, module in EXPERIMENTS.items():
-        if (Path(__file__).parent / f"{module}.py").exists():
-            names.append(name)
-    return names
 
 
 def run_experiments(

@@ -39,7 +39,7 @@ SETTINGS: dict[str, dict[str, Any]] = {
         "d_model": 32, "d_hidden": 64, "dispute_wait": 25.0,
     },
     "full": {
-        "trainers": 8, "rounds": 6, "steps": 20, "batch_size": 64, "validators": 3, "sample_rate": 0.25,
+        "trainers": 8, "rounds": 8, "steps": 25, "batch_size": 64, "validators": 3, "sample_rate": 0.25,
         "scenarios": [(0, "traditional"), (0, "verified"), (2, "traditional"), (2, "verified"), (3, "traditional"), (3, "verified")],
         "eval_samples": None, "d_model": 32, "d_hidden": 64, "dispute_wait": 30.0,
     },
