@@ -42,6 +42,11 @@ def register(subparsers: argparse._SubParsersAction, name: str, summary: str) ->
                         help="logs, node state and IPFS repository (default: %(default)s)")  # fmt: skip
     parser.add_argument("--chain-port", type=int, default=8545, metavar="PORT", help="anvil's port (default: %(default)s)")
     parser.add_argument("--ipfs-port", type=int, default=5001, metavar="PORT", help="IPFS API port (default: %(default)s)")
+    parser.add_argument(
+        "--report-only", action="store_true",
+        help="run nothing: rewrite DIR/report.md from the results already in --out (after a change to how they are "
+        "presented); NAME is ignored",
+    )  # fmt: skip
     parser.set_defaults(func=_run)
 
 
@@ -59,6 +64,15 @@ def _run(args: argparse.Namespace) -> int:
     from bmoe_py.experiments.localnet import LocalNetwork, NetworkError
     from bmoe_py.experiments.runner import EXPERIMENTS, run_experiments
 
+    if args.report_only:
+        from bmoe_py.experiments.runner import rerender
+
+        try:
+            rerender(args.out)
+        except FileNotFoundError as exc:
+            print(f"bmoe experiment: {exc}", file=sys.stderr)
+            return 1
+        return 0
     names = list(EXPERIMENTS) if args.name == "all" else [args.name]
     say = lambda line: print(line, flush=True)  # noqa: E731
     started = time.monotonic()

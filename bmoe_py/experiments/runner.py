@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import json
 import os
 import platform
 import subprocess
@@ -15,7 +16,9 @@ from types import ModuleType
 from .localnet import ROOT, LocalNetwork
 from .report import ExperimentResult, render_report, write_result
 
-__all__ = ["EXPERIMENTS", "load", "machine_info", "run_experiments"]
+__all__ = ["EXPERIMENTS", "load", "machine_info", "rerender", "run_experiments"]
+
+RUN_FILE = "run.json"  # how the results in a folder were produced: machine, command, wall time
 
 # name -> module of this package, in the report's order
 EXPERIMENTS: dict[str, str] = {
@@ -54,10 +57,40 @@ def run_experiments(
         say(f"==> {name} done in {result.wall_seconds:.0f} s: {path}")
         for finding in result.findings:
             say(f"    {finding}")
-        report = render_report(results, machine, wall_seconds=time.monotonic() - started, command=command)
-        (out_dir / "report.md").write_text(report)
+        run = {"machine": machine, "command": command, "wall_seconds": time.monotonic() - started}
+        (out_dir / RUN_FILE).write_text(json.dumps(run, indent=2) + "\n")
+        (out_dir / "report.md").write_text(render_report(results, machine, wall_seconds=run["wall_seconds"], command=command))
     say(f"==> wrote {out_dir / 'report.md'} ({time.monotonic() - started:.0f} s in all)")
     return results
+
+
+def rerender(out_dir: Path, say: Callable[[str], None] = print) -> Path:
+    """Rewrites report.md (and each <name>.json's tables, figures and findings) from the raw data of the results
+    already in `out_dir`, with this checkout's presentation code (each module's `present(data, out_dir)` where it
+    has one); the machine, command and wall time stay those of the run that measured them (run.json)."""
+    out_dir = Path(out_dir)
+    try:
+        run = json.loads((out_dir / RUN_FILE).read_text())
+    except (OSError, ValueError) as exc:
+        raise FileNotFoundError(f"{out_dir / RUN_FILE}: {exc} (run the experiments first)") from None
+    results = []
+    for name in EXPERIMENTS:
+        path = out_dir / f"{name}.json"
+        if not path.exists():
+            continue
+        result = ExperimentResult.from_dict(json.loads(path.read_text()))
+        present = getattr(load(name), "present", None)
+        if present is not None:
+            for key, value in present(result.data, out_dir).items():
+                setattr(result, key, value)
+            write_result(result, out_dir)
+        results.append(result)
+        say(f"==> {name}: {path}")
+    machine = dict(run["machine"])
+    machine["report rendered by"] = _git_commit()
+    (out_dir / "report.md").write_text(render_report(results, machine, wall_seconds=run["wall_seconds"], command=run["command"]))
+    say(f"==> wrote {out_dir / 'report.md'}")
+    return out_dir / "report.md"
 
 
 def machine_info() -> dict[str, str]:

@@ -65,7 +65,7 @@ def run(setting: str, net: LocalNetwork, out_dir: Path, say: Callable[[str], Non
         name=NAME, title=TITLE, setting=setting,
         params={**params, "experts": EXPERTS, "k": 2, "dataset": "mnist1d", "attack": " ".join(ATTACK),
                 "expert_lr": LR, "tolerance": TOLERANCE},
-        seeds=[seed], tables=[_table(records)], figures=_figures(records, out_dir), findings=_findings(records),
+        seeds=[seed], **present({'scenarios': records}, out_dir),
         data={"scenarios": records}, wall_seconds=time.monotonic() - started,
     )  # fmt: skip
     return result
@@ -254,29 +254,62 @@ class DisputeClock:
 
 # ---------------------------------------------------------------------------------------------- report
 
+STARVED = 0.01  # an expert with less than 1% of the routing slots is one the gate has given up on
+
+
+def present(data: dict, out_dir: Path) -> dict[str, Any]:
+    """Tables, figures and findings from the raw scenarios (what `bmoe experiment --report-only` re-renders)."""
+    records = data["scenarios"]
+    return {"tables": [_table(records)], "figures": _figures(records, out_dir), "findings": _findings(records)}
+
 
 def _label(record: dict) -> str:
     return f"{record['malicious']}/{record['trainers']} malicious ({record['fraction']:.1%}), {record['mode']}"
+
+
+def _cheater_share(record: dict) -> float:
+    """Mean over the rounds a cheater trained of the routing share of the experts it trained (test split)."""
+    cheaters = set(record["cheaters"])
+    shares = [
+        sum(x["load"][int(e)] for e, t in x["trainers"].items() if t in cheaters)
+        for x in record["rounds"]
+        if any(t in cheaters for t in x["trainers"].values())
+    ]  # fmt: skip
+    return float(np.mean(shares)) if shares else float("nan")
+
+
+def _starved(load: list[float]) -> int:
+    return sum(1 for share in load if share < STARVED)
+
+
+def _cheater_rounds(record: dict) -> int:
+    """How many rounds some cheater trained (a dropped cheater's experts go to honest trainers from the next)."""
+    cheaters = set(record["cheaters"])
+    return sum(1 for x in record["rounds"] if any(t in cheaters for t in x["trainers"].values()))
 
 
 def _table(records: list[dict]) -> Table:
     rows = []
     for r in records:
         last = r["rounds"][-1] if r["rounds"] else {}
-        flags_true = sum(x["true_flags"] for x in r["rounds"])
-        flags_false = sum(x["false_flags"] for x in r["rounds"])
         rows.append([
             f"{r['malicious']}/{r['trainers']} ({r['fraction']:.1%})", r["mode"], round(r["initial_accuracy"], 3),
-            round(last.get("accuracy", float("nan")), 3), round(max((x["accuracy"] for x in r["rounds"]), default=float("nan")), 3),
-            round(last.get("imbalance_max_mean", float("nan")), 2), round(last.get("imbalance_cv", float("nan")), 2),
-            flags_true, flags_false, len(r["slashed"]), len(r["blacklisted"]),
+            round(last.get("accuracy", float("nan")), 3),
+            f"{_cheater_share(r):.1%}" if r["malicious"] else "-", f"{r['malicious'] / r['trainers']:.1%}" if r["malicious"] else "-",
+            _starved(last.get("load", [])), round(last.get("imbalance_max_mean", float("nan")), 2),
+            sum(x["true_flags"] for x in r["rounds"]), sum(x["false_flags"] for x in r["rounds"]),
+            f"{len(set(r['slashed']) & set(r['cheaters']))}/{r['malicious']}", _cheater_rounds(r) if r["malicious"] else "-",
+            len(r["honest_slashed"]),
         ])  # fmt: skip
     return Table(
-        "Training under attack (per scenario; accuracy on the MNIST-1D test split after the last round)",
-        ["malicious trainers", "mode", "acc. before", "acc. final", "acc. best", "load max/mean", "load CV",
-         "flags (cheaters)", "flags (honest)", "slashed", "blacklisted"],
+        "Training under attack (MNIST-1D, 8 experts, top-2; test accuracy of the registered model)",
+        ["malicious trainers", "mode", "acc. before", "acc. final", "cheaters' experts' load", "their fair share",
+         "experts starved (final)", "load max/mean (final)", "flags on cheaters", "flags on honest", "cheaters slashed",
+         "rounds trained by cheaters", "honest slashed"],
         rows,
-        "Flags are trainer-rounds flagged by screening; honest flags are false positives. Chance accuracy is 0.1.",
+        "Load: fraction of the routing slots of the test split per expert. Cheaters' experts' load is the mean over "
+        "the rounds they trained; starved experts get under 1% of the slots. Flags count trainer-rounds flagged by "
+        "screening (verified mode only); flags on honest trainers are false positives. Chance accuracy is 0.1.",
     )  # fmt: skip
 
 
@@ -287,13 +320,17 @@ def _figures(records: list[dict], out_dir: Path) -> list[Figure]:
     figures = []
     for key, ylabel, name, caption in [
         ("accuracy", "test accuracy", "training_attack_accuracy", "Test accuracy of the registered model after each training round"),
+        ("starved", "experts with < 1% of the load", "training_attack_starved", "Experts the gate has given up on (under 1% of the routing slots) after each round"),
         ("imbalance_max_mean", "expert load max / mean", "training_attack_imbalance", "Expert load imbalance (max/mean of the routing fraction) after each round"),
     ]:  # fmt: skip
         fig, ax = plt.subplots(figsize=(6.4, 4.0))
         for r in records:
             xs = [0] + [x["round"] for x in r["rounds"]]
-            first = r["initial_accuracy"] if key == "accuracy" else _max_mean(r["initial_load"])
-            ys = [first] + [x[key] for x in r["rounds"]]
+            if key == "starved":
+                ys = [_starved(r["initial_load"])] + [_starved(x["load"]) for x in r["rounds"]]
+            else:
+                first = r["initial_accuracy"] if key == "accuracy" else _max_mean(r["initial_load"])
+                ys = [first] + [x[key] for x in r["rounds"]]
             style = "-" if r["mode"] == "verified" else "--"
             ax.plot(xs, ys, style, marker="o", label=_label(r))
             for x in r["rounds"]:
@@ -316,26 +353,35 @@ def _max_mean(load: list[float]) -> float:
 def _findings(records: list[dict]) -> list[str]:
     findings = []
     by = {(r["malicious"], r["mode"]): r for r in records}
+    clean = by.get((0, "traditional")) or by.get((0, "verified"))
     for r in records:
         if not r["rounds"]:
             continue
         last = r["rounds"][-1]
         text = (f"{_label(r)}: test accuracy {r['initial_accuracy']:.1%} -> {last['accuracy']:.1%} after "
-                f"{len(r['rounds'])} rounds, load max/mean {last['imbalance_max_mean']:.2f}")  # fmt: skip
+                f"{len(r['rounds'])} rounds; {_starved(last['load'])} of {len(last['load'])} experts starved at the end")  # fmt: skip
+        if r["malicious"] and r["mode"] == "traditional":
+            text += (f"; the gate routed {_cheater_share(r):.1%} of the slots to the cheaters' experts "
+                     f"(their fair share: {r['malicious'] / r['trainers']:.1%}): it learns to avoid them, and their capacity is lost")  # fmt: skip
         if r["mode"] == "verified":
             tp = sum(x["true_flags"] for x in r["rounds"])
             fp = sum(x["false_flags"] for x in r["rounds"])
             honest_rounds = sum(1 for x in r["rounds"] for s in x["stats"] if s["node"] not in r["cheaters"])
-            text += (f"; screening flagged {tp} cheater-rounds and {fp} of {honest_rounds} honest trainer-rounds "
-                     f"(false positives); {len(set(r['slashed']) & set(r['cheaters']))}/{r['malicious']} cheaters slashed, "
-                     f"{len(r['blacklisted'])} blacklisted, {len(r['honest_slashed'])} honest trainers slashed")  # fmt: skip
+            cheat_rounds = sum(1 for x in r["rounds"] for s in x["stats"] if s["node"] in r["cheaters"])
+            text += (f"; screening flagged {tp} of {cheat_rounds} cheater trainer-rounds and {fp} of {honest_rounds} honest "
+                     f"ones (false positives); {len(set(r['slashed']) & set(r['cheaters']))}/{r['malicious']} cheaters slashed"
+                     + (f", the last of them dropped after training {_cheater_rounds(r)} of {len(r['rounds'])} rounds" if r["malicious"] and set(r["slashed"]) >= set(r["cheaters"]) else "")
+                     + f", {len(r['blacklisted'])} blacklisted, {len(r['honest_slashed'])} honest trainers slashed")  # fmt: skip
         findings.append(text + ".")
     for malicious in sorted({m for m, _ in by if m}):
         t, v = by.get((malicious, "traditional")), by.get((malicious, "verified"))
         if t and v and t["rounds"] and v["rounds"]:
             diff = v["rounds"][-1]["accuracy"] - t["rounds"][-1]["accuracy"]
-            findings.append(
-                f"With {malicious} malicious trainers, verified training ends {abs(diff):.1%} "
-                f"{'above' if diff >= 0 else 'below'} traditional training."
-            )
+            text = (f"With {malicious} malicious trainers, verified training ends {abs(diff):.1%} "
+                    f"{'above' if diff >= 0 else 'below'} traditional training")  # fmt: skip
+            if clean and clean["rounds"]:
+                gap = clean["rounds"][-1]["accuracy"] - v["rounds"][-1]["accuracy"]
+                text += (f" and {gap:.1%} below clean training: the cheaters' experts are rolled back to their "
+                         "initial weights, which the gate has learned to avoid, so they regain load only slowly")  # fmt: skip
+            findings.append(text + ".")
     return findings

@@ -31,3 +31,10 @@ def test_an_unknown_experiment_is_a_usage_error(capsys):
     with pytest.raises(SystemExit) as exit_:
         build_parser().parse_args(["experiment", "nonsense"])
     assert exit_.value.code == 2
+
+
+def test_report_only_without_results_says_so(tmp_path, capsys):
+    from bmoe_py.cli.main import main
+
+    assert main(["experiment", "all", "--report-only", "--out", str(tmp_path)]) == 1
+    assert "run the experiments first" in capsys.readouterr().err

@@ -45,3 +45,14 @@ def test_write_result_round_trips_through_json(tmp_path):
     path = write_result(_result(), tmp_path)
     assert path == tmp_path / "baseline.json"
     assert ExperimentResult.from_dict(json.loads(path.read_text())) == _result()
+
+
+def test_rerender_rewrites_the_report_from_saved_results_keeping_the_run_machine(tmp_path):
+    from bmoe_py.experiments.runner import RUN_FILE, rerender
+
+    write_result(_result(), tmp_path)
+    run = {"machine": MACHINE, "command": "bmoe experiment all --setting full", "wall_seconds": 99.0}
+    (tmp_path / RUN_FILE).write_text(json.dumps(run))
+    report = rerender(tmp_path, say=lambda _: None).read_text()
+    assert "- CPU: Test CPU" in report and "- git commit: abc123" in report and "- report rendered by: " in report
+    assert "Produced by `bmoe experiment all --setting full`." in report and "every policy gives 93.12%" in report
