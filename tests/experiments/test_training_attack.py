@@ -48,5 +48,5 @@ def test_the_cheaters_experts_are_rolled_back_and_reassigned_to_honest_trainers(
 def test_result_has_its_table_figures_and_findings(result, results_dir):
     assert result.name == "training-attack" and result.setting == "fast"
     assert len(result.tables) == 1 and len(result.tables[0].rows) == len(result.params["scenarios"])
-    assert len(result.figures) == 2 and all((results_dir / f.file).exists() for f in result.figures)
+    assert len(result.figures) == 3 and all((results_dir / f.file).exists() for f in result.figures)
     assert result.findings
