@@ -104,6 +104,10 @@ def _train(args: argparse.Namespace) -> int:
         return _run(args, chain, len(model.experts))
     except _user_errors() as exc:
         return _fail(exc)
+    except KeyboardInterrupt:
+        # finished rounds stay registered; the trainers abandon the open one when the next round starts
+        print("\nbmoe train: interrupted; every finished round is registered on chain", file=sys.stderr)
+        return 130
 
 
 def _run(args: argparse.Namespace, chain: Any, num_experts: int) -> int:
