@@ -198,7 +198,7 @@ def two_phase_step(
     grad_inputs = backward(grads)
     experts = sorted(sent)
     torch.autograd.backward(
-        [sent[e][0] for e in experts], [torch.from_numpy(np.ascontiguousarray(grad_inputs[e], dtype=np.float32)) for e in experts]
+        [sent[e][0] for e in experts], [torch.from_numpy(np.array(grad_inputs[e], dtype=np.float32)) for e in experts]
     )
     return BatchOutcome(float(loss.detach()), per_sample.detach(), out.routings[0].indices[:, 0])
 

@@ -65,12 +65,12 @@ def test_train_refuses_a_key_that_does_not_own_the_model(trained):
     assert f"model {model_id} belongs to" in done.stderr and "Traceback" not in done.stderr
 
 
-def test_train_names_the_experts_nobody_hosts(training_network, published):
-    net = training_network
-    other = net.publish_model(MODEL_OPTIONS)["model_id"]
-    done = _bmoe(net, "train", "--model", other, "--dataset", "mnist1d")
+def test_train_names_the_experts_no_eligible_host_serves(trained):
+    net, model_id, _, _ = trained
+    stranger = "0x000000000000000000000000000000000000bEEF"
+    done = _bmoe(net, "train", "--model", model_id, "--dataset", "mnist1d", "--trainer", stranger)
     assert done.returncode == 1
-    assert f"model {other}: no eligible active host for experts [0, 1, 2, 3]" in done.stderr
+    assert f"model {model_id}: no eligible active host for experts [0, 1, 2, 3]" in done.stderr
     assert "Traceback" not in done.stderr
 
 
