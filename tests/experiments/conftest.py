@@ -5,31 +5,17 @@ scope: the experiments share the published models and honest nodes (experiments.
 network), which is what keeps their fast settings at a few minutes together."""
 from __future__ import annotations
 
-import os
-import socket
 from collections.abc import Iterator
 
 import pytest
+from local_networks import running_network
 
 from bmoe_py.experiments.localnet import LocalNetwork
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="package")
 def local_network(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalNetwork]:
-    chain_port = int(os.environ.get("BMOE_ANVIL_PORT", "8555")) + 20
-    net = LocalNetwork(tmp_path_factory.mktemp("localnet"), chain_port=chain_port, ipfs_port=_free_port())
-    with net:
-        net.start_chain()
-        net.deploy(force=True)  # a chain left on the port by an earlier run may hold an older suite
-        net.start_ipfs()
-        yield net
-    net.stop_chain()
+    yield from running_network(tmp_path_factory, "localnet", port_offset=20)
 
 
 @pytest.fixture(scope="package")
