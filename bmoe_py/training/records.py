@@ -42,6 +42,7 @@ __all__ = [
     "TrainStep",
     "TrainWindowBundle",
     "ReplayedStep",
+    "step_verdict",
     "StepVerdict",
     "judge_step",
     "make_optimizer",
@@ -287,23 +288,33 @@ def judge_step(
 
     `base_expert` is replayed in place up to the step; pass a copy if you need the base version afterwards.
     """
-    last = position == len(bundle) - 1
-    if last and next_checkpoint is None:
+    if position == len(bundle) - 1 and next_checkpoint is None:
         raise ValueError("judging the last step of a round needs the registered next version (next_checkpoint)")
     replayed = None
     for replayed in replay(base_expert, bundle.steps, upto=position):
         pass
     assert replayed is not None and replayed.step == position
+    return step_verdict(bundle, replayed, tolerance, base_expert, next_checkpoint)
+
+
+def step_verdict(
+    bundle: TrainWindowBundle, replayed: ReplayedStep, tolerance: int, replayed_expert: Expert,
+    next_checkpoint: Expert | None,
+) -> StepVerdict:  # fmt: skip
+    """The rule of `judge_step` for a step already replayed: `replayed_expert` holds the parameters after it (used
+    for the round's last step only, with `next_checkpoint`, the registered next version; None fails that step)."""
+    position = replayed.step
     claimed = bundle.steps[position]
     if not within_tolerance(claimed.outputs, replayed.outputs, tolerance):
         return StepVerdict(position, True, "outputs outside the tolerance")
     if not within_tolerance(claimed.grad_inputs, replayed.grad_inputs, tolerance):
         return StepVerdict(position, True, "input gradients outside the tolerance")
-    if last:
-        assert next_checkpoint is not None
+    if position == len(bundle) - 1:
+        if next_checkpoint is None:
+            return StepVerdict(position, True, "the bundle's next version is not registered")
         if checkpoint_root(next_checkpoint) != bundle.next_weights_root:
             return StepVerdict(position, True, "the bundle's next weights root is not the registered checkpoint")
-        if not checkpoint_matches(base_expert, next_checkpoint, tolerance):
+        if not checkpoint_matches(replayed_expert, next_checkpoint, tolerance):
             return StepVerdict(position, True, "the registered checkpoint is not the replayed parameters")
     return StepVerdict(position, False, "")
 

@@ -20,15 +20,12 @@ from ..chain.manifest import ManifestError
 from ..chain.screening import screening_record
 from ..crypto.commitments import Commitment
 from ..crypto.leaves import TokenLeaf
-from ..protocol.tolerance import within_tolerance
 from ..training.records import (
-    TRAIN_BUNDLE_FORMAT,
     TrainBundleError,
     TrainWindowBundle,
-    checkpoint_matches,
-    checkpoint_root,
     judge_step,
     replay,
+    step_verdict,
 )
 from .checker import BadBundle
 
@@ -84,10 +81,8 @@ class TrainingVerifier:
             return False
 
     def check(self, bundle: TrainWindowBundle, positions: list[int]) -> dict[int, bool]:
-        """position -> step correct, for `positions`, from one replay of the window up to the last of them.
-
-        The same comparisons as `records.judge_step`, which would replay from the start for every position.
-        """
+        """position -> step correct, for `positions`, from one replay of the window up to the last of them
+        (`records.judge_step` would replay from the start for every position; both apply `records.step_verdict`)."""
         wanted = set(positions)
         last = len(bundle) - 1
         upto = max(wanted)
@@ -102,13 +97,8 @@ class TrainingVerifier:
         for replayed in replay(expert, bundle.steps, upto=upto) if upto >= 0 else ():
             if replayed.step not in wanted:
                 continue
-            claimed = bundle.steps[replayed.step]
-            ok = within_tolerance(claimed.outputs, replayed.outputs, self.tolerance) and within_tolerance(
-                claimed.grad_inputs, replayed.grad_inputs, self.tolerance
-            )
-            if ok and replayed.step == last:
-                ok = self._checkpoint_ok(bundle, expert)
-            result[replayed.step] = ok
+            registered = self._next_checkpoint(bundle) if replayed.step == last else None
+            result[replayed.step] = not step_verdict(bundle, replayed, self.tolerance, expert, registered).fraud
         return result
 
     def correct(self, bundle: TrainWindowBundle, position: int) -> bool:
@@ -117,9 +107,8 @@ class TrainingVerifier:
         malformed = self._first_malformed(bundle, expert)
         if malformed is not None and malformed <= position:
             return False
-        last = position == len(bundle) - 1
-        next_checkpoint = self._version(bundle.expert_index, bundle.next_version) if last else None
-        if last and (next_checkpoint is None or bundle.next_version <= bundle.expert_version):
+        next_checkpoint = self._next_checkpoint(bundle) if position == len(bundle) - 1 else None
+        if position == len(bundle) - 1 and next_checkpoint is None:
             return False  # the window claims a next version that the registry does not hold
         return not judge_step(expert, bundle, position, self.tolerance, next_checkpoint).fraud
 
@@ -128,15 +117,12 @@ class TrainingVerifier:
 
     # ------------------------------------------------------------------------------------------------ internals
 
-    def _checkpoint_ok(self, bundle: TrainWindowBundle, replayed: Expert) -> bool:
+    def _next_checkpoint(self, bundle: TrainWindowBundle) -> Expert | None:
+        """The registered version the window names as its result; None when it is not newer than the base version
+        or not registered (then the last step is wrong)."""
         if bundle.next_version <= bundle.expert_version:
-            return False
-        registered = self._version(bundle.expert_index, bundle.next_version)
-        if registered is None:
-            return False
-        return checkpoint_root(registered) == bundle.next_weights_root and checkpoint_matches(
-            replayed, registered, self.tolerance
-        )
+            return None
+        return self._version(bundle.expert_index, bundle.next_version)
 
     def _base(self, bundle: TrainWindowBundle) -> Expert:
         base = self._version(bundle.expert_index, bundle.expert_version)
